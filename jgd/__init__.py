@@ -1,0 +1,31 @@
+"""jgd: gradient descent compiled with JAX.
+
+A loss ``loss_fn(params, batch) -> scalar``, optax-compatible optimizers, and a
+whole training run (every epoch and mini-batch) compiled into one XLA program.
+"""
+
+from jgd import data, datasets, losses, models
+from jgd.data import Dataset
+from jgd.exact import least_squares
+from jgd.losses import objective
+from jgd.optimizers import gd, momentum, nesterov
+from jgd.training import FitResult, History, Status, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "FitResult",
+    "History",
+    "Status",
+    "data",
+    "datasets",
+    "fit",
+    "gd",
+    "least_squares",
+    "losses",
+    "models",
+    "momentum",
+    "nesterov",
+    "objective",
+]

@@ -1,0 +1,80 @@
+"""Input validation shared by the public entry points.
+
+Every check runs on concrete values in Python, before anything is traced or
+compiled, and raises ``ValueError``/``TypeError`` with a message that names the
+problem and the fix. Traced values (inside ``jit``/``vmap``) are skipped: they
+cannot be inspected and were validated where they entered.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def is_traced(value: Any) -> bool:
+    """True when ``value`` is a JAX tracer (its value is unknown until run time)."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_hyperparameter(
+    value: Any,
+    name: str,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_inclusive: bool = False,
+    high_inclusive: bool = False,
+) -> None:
+    """Check a scalar hyperparameter is a finite number inside an interval.
+
+    Arrays are checked element-wise (so a grid can be validated at once);
+    tracers and callables (optax schedules) are left alone.
+    """
+    if callable(value) or is_traced(value):
+        return
+    if isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, (np.ndarray, jax.Array)) and value.dtype == bool
+    ):
+        raise TypeError(f"{name} must be a number, got the bool {value!r}.")
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}.") from None
+    if array.size == 0:
+        raise ValueError(f"{name} is empty; give at least one value.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    below = array < low if low_inclusive else array <= low
+    above = array > high if high_inclusive else array >= high
+    if np.any(below) or np.any(above):
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        bad = array[below | above].ravel()[0]
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {bad!r}.")
+
+
+def check_learning_rate(learning_rate: Any) -> None:
+    """Learning rates are positive, finite numbers (or an optax schedule)."""
+    check_hyperparameter(learning_rate, "learning_rate", low=0.0)
+
+
+def first_nonfinite_row(array: np.ndarray) -> int | None:
+    """Index of the first row holding NaN or inf, or None when all are finite."""
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return None
+    return int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))

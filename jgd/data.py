@@ -1,0 +1,308 @@
+"""Datasets: the ``Dataset`` pytree, CSV loading, splitting and standardization."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd._checks import first_nonfinite_row
+
+__all__ = ["Dataset", "Standardization", "load_csv", "split", "standardize", "check_dataset"]
+
+_MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "?"})
+_MISSING_MODES = ("error", "drop", "ffill")
+
+
+class Dataset(NamedTuple):
+    """Features ``X`` (n, d) and targets ``y`` (n,) sharing their leading axis.
+
+    A ``NamedTuple``, so it is an immutable pytree: it can be passed through
+    ``jax.jit``/``jax.vmap`` and indexed row-wise with ``jax.tree.map``.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> data = jgd.Dataset(jnp.ones((4, 2)), jnp.zeros(4))
+        >>> data.n_rows
+        4
+    """
+
+    X: jax.Array
+    y: jax.Array
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows (``len(dataset)`` is 2, the number of fields, as for any tuple)."""
+        return int(np.shape(self.X)[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns."""
+        return int(np.shape(self.X)[1])
+
+
+class Standardization(NamedTuple):
+    """Per-feature ``mean`` and ``scale`` learned from the training rows."""
+
+    mean: jax.Array
+    scale: jax.Array
+
+    def transform(self, X: jax.typing.ArrayLike) -> jax.Array:
+        """Z-score raw features with the stored training statistics."""
+        X = jnp.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"X must have shape (n, {self.mean.shape[0]}) to be standardized with these "
+                f"statistics, got {X.shape}."
+            )
+        return (X - self.mean) / self.scale
+
+    def inverse(self, X: jax.typing.ArrayLike) -> jax.Array:
+        """Map standardized features back to raw units."""
+        return jnp.asarray(X) * self.scale + self.mean
+
+
+def _default_float() -> np.dtype:
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+
+
+def check_dataset(data: Any, name: str = "data") -> Dataset:
+    """Validate a dataset and return it as a ``Dataset`` of JAX arrays.
+
+    Raises ``ValueError``/``TypeError`` naming the problem: wrong type or rank,
+    mismatched lengths, no rows or no features, NaN or inf (with its row).
+    """
+    if isinstance(data, tuple) and not isinstance(data, Dataset) and len(data) == 2:
+        data = Dataset(*data)
+    if not isinstance(data, Dataset):
+        raise TypeError(f"{name} must be a jgd.Dataset(X, y), got {type(data).__name__}.")
+    X, y = data
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
+    if not hasattr(y, "shape"):
+        y = np.asarray(y)
+    if X.ndim != 2:
+        hint = " Use X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
+        raise ValueError(f"{name}.X must be 2-D (rows, features), got shape {X.shape}.{hint}")
+    if y.ndim != 1:
+        hint = " Use y.ravel() for a single target column." if y.ndim == 2 and y.shape[1] == 1 else ""
+        raise ValueError(f"{name}.y must be 1-D (rows,), got shape {y.shape}.{hint}")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"{name}.X has {X.shape[0]} rows but {name}.y has {y.shape[0]}; they must match."
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has 0 rows; give at least one example.")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name}.X has 0 feature columns; give at least one feature.")
+    for field, array in (("X", X), ("y", y)):
+        if not jnp.issubdtype(array.dtype, jnp.number) or jnp.issubdtype(array.dtype, jnp.bool_):
+            raise TypeError(f"{name}.{field} must be numeric, got dtype {array.dtype}.")
+        host = np.asarray(array)
+        row = first_nonfinite_row(host)
+        if row is not None:
+            kind = "NaN" if np.isnan(host[row]).any() else "inf"
+            raise ValueError(
+                f"Input {field} of {name} contains {kind} at row {row}; remove or impute it "
+                f"(e.g. jgd.data.load_csv(..., missing='drop'))."
+            )
+    return Dataset(jnp.asarray(X), jnp.asarray(y))
+
+
+def _parse_cell(text: str, path: str, line: int, column: str) -> float:
+    if text.strip().lower() in _MISSING_TOKENS:
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(
+            f"{path}, line {line}, column {column!r}: cannot read {text!r} as a number. "
+            f"Choose numeric columns with features=[...]."
+        ) from None
+    if math.isnan(value):
+        return math.nan
+    if math.isinf(value):
+        raise ValueError(f"{path}, line {line}, column {column!r}: value {text!r} is infinite.")
+    return value
+
+
+def load_csv(
+    path: str | os.PathLike[str],
+    target: str,
+    features: Sequence[str] | None = None,
+    missing: str = "error",
+) -> Dataset:
+    """Read a CSV file with a header row into a ``Dataset``.
+
+    Args:
+        path: the CSV file; its first line names the columns.
+        target: the column to predict (``y``).
+        features: the columns to use as ``X``, in order; by default every
+            column except ``target`` (all must then be numeric).
+        missing: what to do with empty/``NA``/``NaN`` cells in the used columns:
+            ``"error"`` (raise, naming the line), ``"drop"`` (drop those rows) or
+            ``"ffill"`` (carry the previous row's value forward).
+
+    Returns:
+        A ``Dataset`` in JAX's default float dtype.
+
+    Example:
+        >>> import jgd
+        >>> from jgd.datasets import seattle_weather_path
+        >>> data = jgd.data.load_csv(seattle_weather_path(), "temp_max", ["temp_min"])
+        >>> data.X.shape
+        (1461, 1)
+    """
+    if missing not in _MISSING_MODES:
+        raise ValueError(f"missing must be one of {_MISSING_MODES}, got {missing!r}.")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"CSV file not found: {path!r}.")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ValueError(f"{path} is empty: expected a header line naming the columns.")
+    header = [name.strip() for name in rows[0]]
+    if target not in header:
+        raise ValueError(f"{path}: target column {target!r} not found; columns are {header}.")
+    if features is None:
+        features = [name for name in header if name != target]
+    features = list(features)
+    if not features:
+        raise ValueError(f"{path}: no feature columns; name them with features=[...].")
+    for name in features:
+        if name not in header:
+            raise ValueError(f"{path}: feature column {name!r} not found; columns are {header}.")
+    if target in features:
+        raise ValueError(f"{path}: the target {target!r} is also listed as a feature.")
+    if len(rows) == 1:
+        raise ValueError(f"{path} has a header but no data rows.")
+    columns = [header.index(name) for name in (*features, target)]
+    names = [*features, target]
+    values = np.empty((len(rows) - 1, len(columns)))
+    lines = []
+    for i, row in enumerate(rows[1:]):
+        line = i + 2
+        lines.append(line)
+        if len(row) != len(header):
+            raise ValueError(
+                f"{path}, line {line}: expected {len(header)} cells, found {len(row)}."
+            )
+        for j, (column, name) in enumerate(zip(columns, names)):
+            values[i, j] = _parse_cell(row[column], path, line, name)
+    values = _handle_missing(values, missing, path, names, lines)
+    dtype = _default_float()
+    return Dataset(jnp.asarray(values[:, :-1], dtype), jnp.asarray(values[:, -1], dtype))
+
+
+def _handle_missing(
+    values: np.ndarray, missing: str, path: str, names: list[str], lines: list[int]
+) -> np.ndarray:
+    holes = np.isnan(values)
+    if not holes.any():
+        return values
+    first_row, first_col = np.argwhere(holes)[0]
+    where = f"{path}, line {lines[first_row]}, column {names[first_col]!r}"
+    if missing == "error":
+        raise ValueError(
+            f"{where}: missing value. Use missing='drop' to drop such rows or "
+            f"missing='ffill' to carry the previous value forward."
+        )
+    if missing == "drop":
+        kept = values[~holes.any(axis=1)]
+        if kept.shape[0] == 0:
+            raise ValueError(f"{path}: every row has a missing value; nothing is left to use.")
+        return kept
+    if holes[0].any():
+        raise ValueError(f"{where}: missing value in the first row cannot be forward-filled.")
+    filled = values.copy()
+    for i in range(1, filled.shape[0]):
+        gap = np.isnan(filled[i])
+        filled[i, gap] = filled[i - 1, gap]
+    return filled
+
+
+def split(
+    dataset: Dataset,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    *,
+    key: jax.Array | None = None,
+) -> tuple[Dataset, ...]:
+    """Split rows into consecutive parts (train/validation/test by default).
+
+    Args:
+        dataset: the rows to split.
+        fractions: positive fractions summing to 1, one per part.
+        key: a PRNG key to shuffle the rows first; without one the order is kept
+            (right for time series such as the weather data).
+
+    Returns:
+        One ``Dataset`` per fraction; sizes are rounded so no row is lost.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> parts = jgd.data.split(jgd.Dataset(jnp.ones((10, 1)), jnp.zeros(10)))
+        >>> [part.n_rows for part in parts]
+        [7, 2, 1]
+    """
+    dataset = check_dataset(dataset, "dataset")
+    fractions = [float(f) for f in fractions]
+    if len(fractions) < 2 or any(not math.isfinite(f) or f <= 0 for f in fractions):
+        raise ValueError(f"fractions must be two or more positive numbers, got {fractions}.")
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must sum to 1, got {fractions} (sum {sum(fractions):g}).")
+    n = dataset.n_rows
+    bounds = [0, *(round(n * c) for c in np.cumsum(fractions)[:-1]), n]
+    sizes = np.diff(bounds)
+    if (sizes < 1).any():
+        raise ValueError(
+            f"{n} rows are too few to split into {fractions}: part sizes would be {list(sizes)}."
+        )
+    if key is not None:
+        order = jax.random.permutation(key, n)
+        dataset = jax.tree.map(lambda a: a[order], dataset)
+    return tuple(
+        jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], dataset)
+        for lo, hi in zip(bounds[:-1], bounds[1:])
+    )
+
+
+def standardize(train: Dataset, *others: Dataset) -> tuple[Any, ...]:
+    """Z-score features using the training rows' mean and standard deviation only.
+
+    Features with zero variance get scale 1 (as scikit-learn's StandardScaler).
+    Targets are left as they are.
+
+    Returns:
+        ``(train_std, *others_std, stats)`` where ``stats`` is a
+        ``Standardization`` that maps new raw data the same way.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> train = jgd.Dataset(jnp.array([[1.0], [3.0]]), jnp.zeros(2))
+        >>> train_std, stats = jgd.data.standardize(train)
+        >>> train_std.X.ravel().tolist(), stats.mean.tolist()
+        ([-1.0, 1.0], [2.0])
+    """
+    train = check_dataset(train, "train")
+    others = tuple(check_dataset(other, f"others[{i}]") for i, other in enumerate(others))
+    for i, other in enumerate(others):
+        if other.n_features != train.n_features:
+            raise ValueError(
+                f"others[{i}] has {other.n_features} features but train has {train.n_features}."
+            )
+    mean = jnp.mean(train.X, axis=0)
+    scale = jnp.std(train.X, axis=0)
+    scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+    stats = Standardization(mean, scale)
+    return (
+        *(Dataset(stats.transform(d.X), d.y) for d in (train, *others)),
+        stats,
+    )

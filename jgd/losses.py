@@ -1,0 +1,142 @@
+"""Losses ``(predictions, targets) -> scalar`` and the training objective.
+
+The element-wise losses come from ``optax.losses``; jgd takes their mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jgd._checks import check_hyperparameter, is_traced
+from jgd.data import Dataset
+from jgd.models import Model
+
+__all__ = [
+    "mse",
+    "mae",
+    "huber",
+    "binary_cross_entropy",
+    "l2_penalty",
+    "objective",
+    "Objective",
+]
+
+Loss = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def mse(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean squared error ``mean((predictions - targets) ** 2)``.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> float(jgd.losses.mse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))
+        5.0
+    """
+    return jnp.mean(optax.losses.squared_error(predictions, targets))
+
+
+def mae(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean absolute error ``mean(|predictions - targets|)``.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> float(jgd.losses.mae(jnp.array([1.0, -3.0]), jnp.array([0.0, 0.0])))
+        2.0
+    """
+    return jnp.mean(jnp.abs(predictions - targets))
+
+
+def huber(predictions: jax.Array, targets: jax.Array, delta: float = 1.0) -> jax.Array:
+    """Mean Huber loss: quadratic (``0.5 r**2``) within ``delta``, linear beyond.
+
+    Use ``functools.partial(jgd.losses.huber, delta=2.0)`` for another ``delta``.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> float(jgd.losses.huber(jnp.array([0.5, 3.0]), jnp.array([0.0, 0.0])))
+        1.3125
+    """
+    return jnp.mean(optax.losses.huber_loss(predictions, targets, delta=delta))
+
+
+def binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean binary cross-entropy from logits (numerically stable for any logit).
+
+    Targets are 0/1 labels (or probabilities).
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> round(float(jgd.losses.binary_cross_entropy(jnp.zeros(2), jnp.array([0.0, 1.0]))), 4)
+        0.6931
+    """
+    return jnp.mean(optax.losses.sigmoid_binary_cross_entropy(logits, targets))
+
+
+def _is_bias(path: tuple[Any, ...]) -> bool:
+    last = path[-1] if path else None
+    return isinstance(last, jax.tree_util.DictKey) and last.key == "b"
+
+
+def l2_penalty(params: Any) -> jax.Array:
+    """Sum of squared weights; leaves stored under the key ``"b"`` (biases) are not penalised.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> float(jgd.losses.l2_penalty({"w": jnp.array([1.0, 2.0]), "b": jnp.array(5.0)}))
+        5.0
+    """
+    weights = [
+        leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+        if not _is_bias(path)
+    ]
+    return optax.tree.norm(weights, squared=True)
+
+
+class Objective(NamedTuple):
+    """``loss(model.apply(params, batch.X), batch.y) + l2 * l2_penalty(params)``.
+
+    Callable as ``objective(params, batch)``. It is a pytree whose only array
+    leaf is ``l2`` (when non-zero), so ``fit``/``sweep`` treat ``l2`` as data:
+    other values reuse the compiled program, and a sweep can vmap over it.
+    """
+
+    model: Model
+    loss: Loss
+    l2: jax.typing.ArrayLike = 0.0
+
+    def __call__(self, params: Any, batch: Dataset) -> jax.Array:
+        value = self.loss(self.model.apply(params, batch.X), batch.y)
+        if isinstance(self.l2, (int, float)) and self.l2 == 0:
+            return value
+        return value + self.l2 * l2_penalty(params)
+
+
+def objective(model: Model, loss: Loss = mse, *, l2: jax.typing.ArrayLike = 0.0) -> Objective:
+    """Build ``loss_fn(params, batch) -> scalar`` from a model and a loss.
+
+    Args:
+        model: a ``jgd.models`` model (or any ``Model(init, apply)``).
+        loss: ``(predictions, targets) -> scalar``, e.g. ``jgd.losses.mse``.
+        l2: ridge strength (>= 0) on the weights (not the biases).
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> loss_fn = jgd.objective(jgd.models.linear(1), jgd.losses.mse)
+        >>> params = {"w": jnp.array([2.0]), "b": jnp.array(0.0)}
+        >>> float(loss_fn(params, jgd.Dataset(jnp.array([[1.0]]), jnp.array([3.0]))))
+        1.0
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a jgd.models.Model(init, apply), got {type(model).__name__}.")
+    if not callable(loss):
+        raise TypeError(f"loss must be a function (predictions, targets) -> scalar, got {loss!r}.")
+    check_hyperparameter(l2, "l2", low=0.0, low_inclusive=True)
+    if not (isinstance(l2, (int, float)) and l2 == 0) and not is_traced(l2):
+        l2 = jnp.asarray(l2)
+    return Objective(model, loss, l2)

@@ -1,0 +1,148 @@
+"""Models: ``Model(init, apply)`` pairs for linear, logistic and MLP predictors.
+
+``init`` and ``apply`` are ``jax.tree_util.Partial`` objects of module-level
+functions, so two models built with the same arguments compare equal and a
+compiled training run is reused rather than retraced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.tree_util import Partial
+
+from jgd._checks import check_positive_int
+
+__all__ = ["Model", "linear", "logistic", "mlp"]
+
+Params = Any
+
+_LINEAR_INITS = ("zeros", "normal")
+_MLP_INITS = ("glorot", "lecun", "he")
+
+
+class Model(NamedTuple):
+    """A predictor: ``init(key) -> params`` and ``apply(params, X) -> (n,)``."""
+
+    init: Callable[[jax.Array | None], Params]
+    apply: Callable[[Params, jax.Array], jax.Array]
+
+
+def _float() -> Any:
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def _linear_init(key: jax.Array | None, n_features: int, init: str) -> Params:
+    if init == "zeros":
+        return {"w": jnp.zeros((n_features,), _float()), "b": jnp.zeros((), _float())}
+    if key is None:
+        raise ValueError("init='normal' needs a PRNG key: model.init(jax.random.key(0)).")
+    w = jax.random.normal(key, (n_features,), _float()) / jnp.sqrt(n_features)
+    return {"w": w, "b": jnp.zeros((), _float())}
+
+
+def _linear_apply(params: Params, X: jax.Array) -> jax.Array:
+    return X @ params["w"] + params["b"]
+
+
+def _check_linear(n_features: int, init: str) -> None:
+    check_positive_int(n_features, "n_features")
+    if init not in _LINEAR_INITS:
+        raise ValueError(f"init must be one of {_LINEAR_INITS}, got {init!r}.")
+
+
+def linear(n_features: int, *, init: str = "zeros") -> Model:
+    """Linear regression ``X @ w + b`` with params ``{"w": (D,), "b": ()}``.
+
+    Args:
+        n_features: number of input columns D.
+        init: ``"zeros"`` (as the tutorials do) or ``"normal"`` (N(0, 1/D)).
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> model = jgd.models.linear(2)
+        >>> model.apply(model.init(None), jnp.ones((3, 2))).shape
+        (3,)
+    """
+    _check_linear(n_features, init)
+    return Model(Partial(_linear_init, n_features=n_features, init=init), Partial(_linear_apply))
+
+
+def logistic(n_features: int, *, init: str = "zeros") -> Model:
+    """Logistic regression; ``apply`` returns logits ``X @ w + b``.
+
+    Pair it with ``jgd.losses.binary_cross_entropy`` (which takes logits);
+    ``jax.nn.sigmoid(model.apply(params, X))`` gives probabilities.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> model = jgd.models.logistic(2)
+        >>> jax.nn.sigmoid(model.apply(model.init(None), jnp.ones((1, 2)))).tolist()
+        [0.5]
+    """
+    _check_linear(n_features, init)
+    return Model(Partial(_linear_init, n_features=n_features, init=init), Partial(_linear_apply))
+
+
+def _mlp_init(key: jax.Array | None, layer_sizes: tuple[int, ...], init: str) -> Params:
+    if key is None:
+        raise ValueError("an MLP needs a PRNG key to initialise: model.init(jax.random.key(0)).")
+    initializer = {
+        "glorot": jax.nn.initializers.glorot_normal(),
+        "lecun": jax.nn.initializers.lecun_normal(),
+        "he": jax.nn.initializers.he_normal(),
+    }[init]
+    keys = jax.random.split(key, len(layer_sizes) - 1)
+    return [
+        {"w": initializer(k, (n_in, n_out), _float()), "b": jnp.zeros((n_out,), _float())}
+        for k, n_in, n_out in zip(keys, layer_sizes[:-1], layer_sizes[1:])
+    ]
+
+
+def _mlp_apply(
+    params: Params, X: jax.Array, activation: Callable[[jax.Array], jax.Array]
+) -> jax.Array:
+    hidden = X
+    for layer in params[:-1]:
+        hidden = activation(hidden @ layer["w"] + layer["b"])
+    return (hidden @ params[-1]["w"] + params[-1]["b"])[:, 0]
+
+
+def mlp(
+    layer_sizes: Sequence[int],
+    activation: Callable[[jax.Array], jax.Array] = jax.nn.tanh,
+    *,
+    init: str = "glorot",
+) -> Model:
+    """Multi-layer perceptron with one output, e.g. ``mlp([8, 64, 64, 1])``.
+
+    Params are a list of ``{"w": (in, out), "b": (out,)}`` layers.
+
+    Args:
+        layer_sizes: input width, hidden widths, and a final 1.
+        activation: applied after every hidden layer (not the output).
+        init: scaled random weights: ``"glorot"``, ``"lecun"`` or ``"he"``
+            (normal); biases start at zero.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jgd
+        >>> model = jgd.models.mlp([2, 16, 1])
+        >>> model.apply(model.init(jax.random.key(0)), jnp.ones((5, 2))).shape
+        (5,)
+    """
+    sizes = tuple(check_positive_int(size, "layer_sizes[i]") for size in layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"layer_sizes needs an input and an output size, got {list(sizes)}.")
+    if sizes[-1] != 1:
+        raise ValueError(f"the last layer size must be 1 (one prediction per row), got {sizes[-1]}.")
+    if init not in _MLP_INITS:
+        raise ValueError(f"init must be one of {_MLP_INITS}, got {init!r}.")
+    if not callable(activation):
+        raise TypeError(f"activation must be a function such as jax.nn.tanh, got {activation!r}.")
+    return Model(
+        Partial(_mlp_init, layer_sizes=sizes, init=init),
+        Partial(_mlp_apply, activation=activation),
+    )

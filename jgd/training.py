@@ -1,0 +1,463 @@
+"""Training: a whole gradient-descent run compiled into one XLA program.
+
+``fit`` validates its inputs in Python, then runs every epoch, mini-batch,
+reshuffle, validation pass, stopping test and history write inside a single
+``jax.jit`` program: ``lax.scan`` over epochs when the epoch count is fixed,
+``lax.while_loop`` when ``tol``/``patience`` can stop it early.
+
+``_train`` is the pure core; ``jgd.sweep`` vmaps it over hyperparameters.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from jgd import _filtering
+from jgd._checks import check_hyperparameter, check_positive_int
+from jgd.data import Dataset, check_dataset
+
+__all__ = ["Status", "History", "FitResult", "fit"]
+
+
+class Status(enum.IntEnum):
+    """Why a run stopped."""
+
+    MAX_EPOCHS = 0  #: ran every epoch it was given
+    CONVERGED = 1  #: training loss changed by less than ``tol`` (relative)
+    EARLY_STOPPED = 2  #: validation loss did not improve for ``patience`` epochs
+    DIVERGED = 3  #: the loss or the parameters became NaN/inf
+
+
+class History(NamedTuple):
+    """Per-epoch records (every ``record_every``-th epoch and the last one run).
+
+    ``loss`` is the training loss seen during the epoch: for full-batch GD the
+    loss at the parameters the epoch started from; for mini-batches the
+    size-weighted mean of the batch losses. ``val_loss`` is measured on
+    ``val_data`` after the epoch's updates (None without ``val_data``).
+    ``epoch`` numbers epochs from 1.
+    """
+
+    epoch: jax.Array
+    loss: jax.Array
+    val_loss: jax.Array | None
+
+
+class _Shape(str):
+    """Prints without quotes inside a params repr."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class FitResult(NamedTuple):
+    """The outcome of ``fit``.
+
+    Attributes:
+        params: final parameters (the best-validation ones when early-stopped,
+            the last finite ones when diverged).
+        opt_state: the optimizer state matching the final update.
+        history: a ``History`` of recorded epochs.
+        status: a ``Status``.
+        epochs_run: epochs completed (counting the one that diverged).
+        diverged_at: the epoch in which a NaN/inf appeared, else None.
+    """
+
+    params: Any
+    opt_state: Any
+    history: History
+    status: Status
+    epochs_run: int
+    diverged_at: int | None
+
+    def __repr__(self) -> str:
+        shapes = jax.tree.map(lambda leaf: _Shape(f"{leaf.dtype}{list(leaf.shape)}"), self.params)
+        lines = [
+            f"FitResult(status={self.status.name}, epochs_run={self.epochs_run}, "
+            f"diverged_at={self.diverged_at},"
+        ]
+        if self.history.loss.shape[0]:
+            loss = np.asarray(self.history.loss)
+            lines.append(f"  loss: first {loss[0]:.6g}, last {loss[-1]:.6g},")
+            if self.history.val_loss is not None:
+                val = np.asarray(self.history.val_loss)
+                lines.append(f"  val_loss: last {val[-1]:.6g}, best {np.nanmin(val):.6g},")
+        lines.append(f"  params={shapes})")
+        return "\n".join(lines)
+
+
+class _Config(NamedTuple):
+    """Static settings: changing one of these compiles a new program."""
+
+    epochs: int
+    batch_size: int | None  # None: full batch
+    record_every: int
+    patience: int | None
+    use_tol: bool
+    shuffle: bool
+
+
+class _State(NamedTuple):
+    params: Any
+    opt_state: Any
+    epoch: jax.Array
+    status: jax.Array
+    diverged_at: jax.Array
+    prev_loss: jax.Array
+    best_val: jax.Array
+    best_params: Any
+    bad_epochs: jax.Array
+    history: History
+
+
+class _Outcome(NamedTuple):
+    params: Any
+    opt_state: Any
+    status: jax.Array
+    epochs_run: jax.Array
+    diverged_at: jax.Array  # 0 when the run did not diverge
+    history: History
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return functools.reduce(jnp.logical_and, leaves, jnp.array(True))
+
+
+def _step(loss_fn, optimizer, params, opt_state, batch):
+    """One update; ``finite`` says whether the loss and new params are finite."""
+    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & _all_finite(new_params)
+    return loss, new_params, new_opt_state, finite
+
+
+def _run_epoch(loss_fn, optimizer, params, opt_state, data, key, epoch, config):
+    """One pass over the data; returns params, opt_state, epoch loss, all-finite flag.
+
+    After a non-finite step the remaining steps of the epoch are discarded, so
+    the parameters are always the last finite ones.
+    """
+    n = data.X.shape[0]
+    if config.batch_size is None:
+        loss, new_params, new_opt_state, ok = _step(loss_fn, optimizer, params, opt_state, data)
+        return (
+            optax.tree.where(ok, new_params, params),
+            optax.tree.where(ok, new_opt_state, opt_state),
+            loss,
+            ok,
+        )
+
+    def take(carry, rows):
+        params, opt_state, ok = carry
+        batch = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
+        loss, new_params, new_opt_state, finite = _step(
+            loss_fn, optimizer, params, opt_state, batch
+        )
+        ok = ok & finite
+        carry = (
+            optax.tree.where(ok, new_params, params),
+            optax.tree.where(ok, new_opt_state, opt_state),
+            ok,
+        )
+        return carry, loss
+
+    if config.shuffle:
+        order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    else:
+        order = jnp.arange(n)
+    n_full, remainder = divmod(n, config.batch_size)
+    carry = (params, opt_state, jnp.array(True))
+    total = jnp.zeros(())
+    if n_full:
+        rows = order[: n_full * config.batch_size].reshape(n_full, config.batch_size)
+        carry, losses = lax.scan(take, carry, rows)
+        total = jnp.sum(losses) * config.batch_size
+    if remainder:
+        # The last short batch is a step of its own, with its true size.
+        carry, loss = take(carry, order[n_full * config.batch_size :])
+        total = total + loss * remainder
+    params, opt_state, ok = carry
+    return params, opt_state, total / n, ok
+
+
+def _train(
+    loss_fn, optimizer, params, data: Dataset, val_data: Dataset | None, key, tol, config: _Config
+) -> _Outcome:
+    """The pure training run (traceable, vmappable)."""
+    loss_shape = jax.eval_shape(lambda p, b: loss_fn(p, b), params, data)
+    if getattr(loss_shape, "shape", None) != ():
+        raise ValueError(
+            f"loss_fn must return a scalar, got shape {getattr(loss_shape, 'shape', loss_shape)}; "
+            "average over the batch (e.g. jnp.mean)."
+        )
+    loss_dtype = loss_shape.dtype
+    n_records = -(-config.epochs // config.record_every)
+    nan = jnp.full((n_records,), jnp.nan, loss_dtype)
+    opt_state = optimizer.init(params)
+    init = _State(
+        params=params,
+        opt_state=opt_state,
+        epoch=jnp.zeros((), jnp.int32),
+        status=jnp.asarray(Status.MAX_EPOCHS, jnp.int32),
+        diverged_at=jnp.zeros((), jnp.int32),
+        prev_loss=jnp.full((), jnp.inf, loss_dtype),
+        best_val=jnp.full((), jnp.inf, loss_dtype),
+        best_params=params if config.patience is not None else None,
+        bad_epochs=jnp.zeros((), jnp.int32),
+        history=History(
+            epoch=jnp.zeros((n_records,), jnp.int32),
+            loss=nan,
+            val_loss=None if val_data is None else nan,
+        ),
+    )
+
+    def epoch_body(state: _State) -> _State:
+        epoch = state.epoch + 1
+        params, opt_state, loss, ok = _run_epoch(
+            loss_fn, optimizer, state.params, state.opt_state, data, key, epoch, config
+        )
+        converged = jnp.array(False)
+        if config.use_tol:
+            change = jnp.abs(state.prev_loss - loss)
+            converged = (epoch > 1) & (change <= tol * jnp.abs(state.prev_loss))
+        val_loss = None if val_data is None else loss_fn(params, val_data)
+        best_val, best_params, bad_epochs = state.best_val, state.best_params, state.bad_epochs
+        early = jnp.array(False)
+        if config.patience is not None:
+            improved = val_loss < best_val
+            best_val = jnp.where(improved, val_loss, best_val)
+            best_params = optax.tree.where(improved, params, best_params)
+            bad_epochs = jnp.where(improved, 0, bad_epochs + 1)
+            early = bad_epochs >= config.patience
+        status = jnp.select(
+            [~ok, early, converged],
+            [Status.DIVERGED, Status.EARLY_STOPPED, Status.CONVERGED],
+            Status.MAX_EPOCHS,
+        ).astype(jnp.int32)
+        # Each record slot holds the last epoch run in its block of record_every.
+        slot = (epoch - 1) // config.record_every
+        history = History(
+            epoch=state.history.epoch.at[slot].set(epoch),
+            loss=state.history.loss.at[slot].set(loss.astype(loss_dtype)),
+            val_loss=None
+            if val_loss is None
+            else state.history.val_loss.at[slot].set(val_loss.astype(loss_dtype)),
+        )
+        return _State(
+            params=params,
+            opt_state=opt_state,
+            epoch=epoch,
+            status=status,
+            diverged_at=jnp.where(ok, state.diverged_at, epoch),
+            prev_loss=loss.astype(loss_dtype),
+            best_val=best_val,
+            best_params=best_params,
+            bad_epochs=bad_epochs,
+            history=history,
+        )
+
+    if config.use_tol or config.patience is not None:
+        final = lax.while_loop(
+            lambda s: (s.epoch < config.epochs) & (s.status == Status.MAX_EPOCHS),
+            epoch_body,
+            init,
+        )
+    else:
+
+        def scan_body(state: _State, _: None) -> tuple[_State, None]:
+            # After divergence the remaining epochs are skipped, not recomputed.
+            running = state.status == Status.MAX_EPOCHS
+            return lax.cond(running, epoch_body, lambda s: s, state), None
+
+        final, _ = lax.scan(scan_body, init, None, length=config.epochs)
+
+    params = final.params
+    if config.patience is not None:
+        params = optax.tree.where(
+            final.status == Status.EARLY_STOPPED, final.best_params, params
+        )
+    return _Outcome(
+        params=params,
+        opt_state=final.opt_state,
+        status=final.status,
+        epochs_run=final.epoch,
+        diverged_at=final.diverged_at,
+        history=final.history,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("static", "config"))
+def _fit_program(arrays: list[Any], static: _filtering.Static, config: _Config) -> _Outcome:
+    loss_fn, optimizer, params, data, val_data, key, tol = _filtering.combine(arrays, static)
+    return _train(loss_fn, optimizer, params, data, val_data, key, tol, config)
+
+
+def _check_params(params: Any) -> Any:
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        raise ValueError("params is empty; use model.init(key) to create parameters.")
+    params = jax.tree.map(jnp.asarray, params)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            raise TypeError(
+                f"params{jax.tree_util.keystr(path)} has dtype {leaf.dtype}; parameters must be "
+                "floating point."
+            )
+        if not np.all(np.isfinite(np.asarray(leaf))):
+            raise ValueError(f"params{jax.tree_util.keystr(path)} contains NaN or inf.")
+    return params
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(
+            "optimizer must be an optax.GradientTransformation (e.g. jgd.gd(0.1) or "
+            f"optax.adam(1e-3)), got {optimizer!r}."
+        )
+
+
+def _prepare(
+    loss_fn: Any,
+    data: Any,
+    *,
+    epochs: Any,
+    batch_size: Any,
+    key: Any,
+    val_data: Any,
+    tol: Any,
+    patience: Any,
+    record_every: Any,
+) -> tuple[Any, Dataset, Dataset | None, Any, _Config, Any]:
+    """Validate ``fit``/``sweep`` arguments; return cleaned values and the static config."""
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (params, batch) -> scalar, got {loss_fn!r}.")
+    data = check_dataset(data, "data")
+    if val_data is not None:
+        val_data = check_dataset(val_data, "val_data")
+        if val_data.n_features != data.n_features:
+            raise ValueError(
+                f"val_data has {val_data.n_features} features but data has {data.n_features}."
+            )
+    epochs = check_positive_int(epochs, "epochs")
+    record_every = check_positive_int(record_every, "record_every")
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if batch_size > data.n_rows:
+            raise ValueError(
+                f"batch_size {batch_size} is larger than the data ({data.n_rows} rows); use "
+                "batch_size=None for full-batch gradient descent."
+            )
+        if batch_size == data.n_rows:
+            batch_size = None
+    if patience is not None:
+        patience = check_positive_int(patience, "patience")
+        if val_data is None:
+            raise ValueError("patience needs val_data: early stopping watches the validation loss.")
+    if tol is not None:
+        check_hyperparameter(tol, "tol", low=0.0, low_inclusive=True)
+        tol = jnp.asarray(tol)
+    shuffle = batch_size is not None and key is not None
+    config = _Config(
+        epochs=epochs,
+        batch_size=batch_size,
+        record_every=record_every,
+        patience=patience,
+        use_tol=tol is not None,
+        shuffle=shuffle,
+    )
+    return loss_fn, data, val_data, (key if shuffle else None), config, tol
+
+
+def _trim(outcome: _Outcome, record_every: int) -> FitResult:
+    status, epochs_run, diverged_at = (
+        int(x) for x in jax.device_get((outcome.status, outcome.epochs_run, outcome.diverged_at))
+    )
+    kept = math.ceil(epochs_run / record_every)
+    history = jax.tree.map(lambda a: a[:kept], outcome.history)
+    return FitResult(
+        params=outcome.params,
+        opt_state=outcome.opt_state,
+        history=history,
+        status=Status(status),
+        epochs_run=epochs_run,
+        diverged_at=diverged_at or None,
+    )
+
+
+def fit(
+    loss_fn: Any,
+    params: Any,
+    data: Dataset,
+    *,
+    optimizer: optax.GradientTransformation,
+    epochs: int,
+    batch_size: int | None = None,
+    key: jax.Array | None = None,
+    val_data: Dataset | None = None,
+    tol: float | None = None,
+    patience: int | None = None,
+    record_every: int = 1,
+) -> FitResult:
+    """Train ``params`` to minimise ``loss_fn`` in one compiled program.
+
+    Args:
+        loss_fn: ``loss_fn(params, batch) -> scalar`` with ``batch`` a
+            ``Dataset``, e.g. ``jgd.objective(model, jgd.losses.mse)``.
+        params: the starting parameters (a pytree of float arrays).
+        data: the training ``Dataset``.
+        optimizer: any ``optax.GradientTransformation`` (``jgd.gd(0.1)``,
+            ``optax.adam(1e-3)``, ...).
+        epochs: the most epochs to run.
+        batch_size: ``None`` for full-batch GD, ``1`` for stochastic GD, ``k``
+            for mini-batches of ``k`` rows (the last short batch counts with its
+            true size).
+        key: PRNG key to reshuffle the rows every epoch (mini-batch only);
+            without one the rows are visited in order.
+        val_data: a ``Dataset`` whose loss is recorded after every epoch.
+        tol: stop with ``Status.CONVERGED`` when the training loss changes by
+            less than ``tol`` relative to the previous epoch's.
+        patience: with ``val_data``, stop with ``Status.EARLY_STOPPED`` after
+            this many epochs without a better validation loss and return the
+            best-validation parameters.
+        record_every: keep every k-th epoch's losses (and the last epoch's).
+
+    Returns:
+        A ``FitResult``. A NaN/inf loss or parameter ends the run with
+        ``Status.DIVERGED``, keeping the last finite parameters.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> X = jnp.array([[0.0], [1.0], [2.0]]); y = 2 * X[:, 0] + 1
+        >>> model = jgd.models.linear(1)
+        >>> result = jgd.fit(jgd.objective(model, jgd.losses.mse), model.init(None),
+        ...                  jgd.Dataset(X, y), optimizer=jgd.gd(0.1), epochs=2000)
+        >>> [round(float(v), 3) for v in (result.params["w"][0], result.params["b"])]
+        [2.0, 1.0]
+    """
+    _check_optimizer(optimizer)
+    params = _check_params(params)
+    loss_fn, data, val_data, key, config, tol = _prepare(
+        loss_fn,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        key=key,
+        val_data=val_data,
+        tol=tol,
+        patience=patience,
+        record_every=record_every,
+    )
+    arrays, static = _filtering.partition((loss_fn, optimizer, params, data, val_data, key, tol))
+    outcome = _fit_program(arrays, static, config)
+    return _trim(outcome, config.record_every)
