@@ -46,6 +46,8 @@ def check_hyperparameter(
     """
     if callable(value) or is_traced(value):
         return
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number, got the string {value!r}.")
     if isinstance(value, (bool, np.bool_)) or (
         isinstance(value, (np.ndarray, jax.Array)) and value.dtype == bool
     ):

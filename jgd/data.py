@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ import numpy as np
 
 from jgd._checks import first_nonfinite_row
 
-__all__ = ["Dataset", "Standardization", "load_csv", "split", "standardize", "check_dataset"]
+__all__ = ["Dataset", "Standardization", "check_dataset", "load_csv", "split", "standardize"]
 
 _MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "?"})
 _MISSING_MODES = ("error", "drop", "ffill")
@@ -61,11 +62,11 @@ class Standardization(NamedTuple):
                 f"X must have shape (n, {self.mean.shape[0]}) to be standardized with these "
                 f"statistics, got {X.shape}."
             )
-        return (X - self.mean) / self.scale
+        return (X - self.mean[None, :]) / self.scale[None, :]
 
     def inverse(self, X: jax.typing.ArrayLike) -> jax.Array:
         """Map standardized features back to raw units."""
-        return jnp.asarray(X) * self.scale + self.mean
+        return jnp.asarray(X) * self.scale[None, :] + self.mean[None, :]
 
 
 def _default_float() -> np.dtype:
@@ -91,7 +92,9 @@ def check_dataset(data: Any, name: str = "data") -> Dataset:
         hint = " Use X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
         raise ValueError(f"{name}.X must be 2-D (rows, features), got shape {X.shape}.{hint}")
     if y.ndim != 1:
-        hint = " Use y.ravel() for a single target column." if y.ndim == 2 and y.shape[1] == 1 else ""
+        hint = (
+            " Use y.ravel() for a single target column." if y.ndim == 2 and y.shape[1] == 1 else ""
+        )
         raise ValueError(f"{name}.y must be 1-D (rows,), got shape {y.shape}.{hint}")
     if X.shape[0] != y.shape[0]:
         raise ValueError(
@@ -259,7 +262,7 @@ def split(
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"fractions must sum to 1, got {fractions} (sum {sum(fractions):g}).")
     n = dataset.n_rows
-    bounds = [0, *(round(n * c) for c in np.cumsum(fractions)[:-1]), n]
+    bounds = [0, *(math.floor(n * c + 0.5) for c in np.cumsum(fractions)[:-1]), n]
     sizes = np.diff(bounds)
     if (sizes < 1).any():
         raise ValueError(
@@ -270,7 +273,7 @@ def split(
         dataset = jax.tree.map(lambda a: a[order], dataset)
     return tuple(
         jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], dataset)
-        for lo, hi in zip(bounds[:-1], bounds[1:])
+        for lo, hi in itertools.pairwise(bounds)
     )
 
 

@@ -17,13 +17,13 @@ from jgd.data import Dataset
 from jgd.models import Model
 
 __all__ = [
-    "mse",
-    "mae",
-    "huber",
-    "binary_cross_entropy",
-    "l2_penalty",
-    "objective",
     "Objective",
+    "binary_cross_entropy",
+    "huber",
+    "l2_penalty",
+    "mae",
+    "mse",
+    "objective",
 ]
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
@@ -91,9 +91,7 @@ def l2_penalty(params: Any) -> jax.Array:
         5.0
     """
     weights = [
-        leaf
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-        if not _is_bias(path)
+        leaf for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0] if not _is_bias(path)
     ]
     return optax.tree.norm(weights, squared=True)
 
@@ -133,7 +131,9 @@ def objective(model: Model, loss: Loss = mse, *, l2: jax.typing.ArrayLike = 0.0)
         1.0
     """
     if not isinstance(model, Model):
-        raise TypeError(f"model must be a jgd.models.Model(init, apply), got {type(model).__name__}.")
+        raise TypeError(
+            f"model must be a jgd.models.Model(init, apply), got {type(model).__name__}."
+        )
     if not callable(loss):
         raise TypeError(f"loss must be a function (predictions, targets) -> scalar, got {loss!r}.")
     check_hyperparameter(l2, "l2", low=0.0, low_inclusive=True)

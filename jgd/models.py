@@ -107,8 +107,8 @@ def _mlp_apply(
 ) -> jax.Array:
     hidden = X
     for layer in params[:-1]:
-        hidden = activation(hidden @ layer["w"] + layer["b"])
-    return (hidden @ params[-1]["w"] + params[-1]["b"])[:, 0]
+        hidden = activation(hidden @ layer["w"] + layer["b"][None, :])
+    return (hidden @ params[-1]["w"] + params[-1]["b"][None, :])[:, 0]
 
 
 def mlp(
@@ -137,7 +137,9 @@ def mlp(
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs an input and an output size, got {list(sizes)}.")
     if sizes[-1] != 1:
-        raise ValueError(f"the last layer size must be 1 (one prediction per row), got {sizes[-1]}.")
+        raise ValueError(
+            f"the last layer size must be 1 (one prediction per row), got {sizes[-1]}."
+        )
     if init not in _MLP_INITS:
         raise ValueError(f"init must be one of {_MLP_INITS}, got {init!r}.")
     if not callable(activation):

@@ -18,7 +18,7 @@ from jax.tree_util import Partial
 
 from jgd._checks import check_hyperparameter, check_learning_rate, is_traced
 
-__all__ = ["gd", "momentum", "nesterov", "GDState", "MomentumState"]
+__all__ = ["GDState", "MomentumState", "gd", "momentum", "nesterov"]
 
 
 class GDState(NamedTuple):
@@ -82,9 +82,7 @@ def _momentum_update(
 ) -> tuple[optax.Updates, MomentumState]:
     del params
     velocity = jax.tree.map(lambda g, v: g + beta * v, updates, state.velocity)
-    direction = (
-        jax.tree.map(lambda g, v: g + beta * v, updates, velocity) if nesterov else velocity
-    )
+    direction = jax.tree.map(lambda g, v: g + beta * v, updates, velocity) if nesterov else velocity
     step = _step_size(learning_rate, state.count)
     new_state = MomentumState(optax.safe_int32_increment(state.count), velocity)
     return _descend(direction, step), new_state
@@ -103,7 +101,7 @@ def gd(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
         >>> params = jnp.array([1.0])
         >>> updates, state = opt.update(jnp.array([2.0]), opt.init(params))
         >>> optax.apply_updates(params, updates).tolist()
-        [0.7999999523162842]
+        [0.800000011920929]
     """
     check_learning_rate(learning_rate)
     return optax.GradientTransformation(
@@ -125,7 +123,9 @@ def _momentum(learning_rate: Any, beta: Any, nesterov: bool) -> optax.GradientTr
     )
 
 
-def momentum(learning_rate: optax.ScalarOrSchedule, beta: jax.typing.ArrayLike = 0.9) -> optax.GradientTransformation:
+def momentum(
+    learning_rate: optax.ScalarOrSchedule, beta: jax.typing.ArrayLike = 0.9
+) -> optax.GradientTransformation:
     """Heavy-ball momentum: ``v <- grad + beta * v``; ``params <- params - learning_rate * v``.
 
     Equals ``optax.sgd(learning_rate, momentum=beta)``.
@@ -139,7 +139,9 @@ def momentum(learning_rate: optax.ScalarOrSchedule, beta: jax.typing.ArrayLike =
     return _momentum(learning_rate, beta, nesterov=False)
 
 
-def nesterov(learning_rate: optax.ScalarOrSchedule, beta: jax.typing.ArrayLike = 0.9) -> optax.GradientTransformation:
+def nesterov(
+    learning_rate: optax.ScalarOrSchedule, beta: jax.typing.ArrayLike = 0.9
+) -> optax.GradientTransformation:
     """Nesterov momentum: ``v <- grad + beta * v``; step along ``grad + beta * v``.
 
     Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)``.

@@ -25,7 +25,7 @@ from jgd import _filtering
 from jgd._checks import check_hyperparameter, check_positive_int
 from jgd.data import Dataset, check_dataset
 
-__all__ = ["Status", "History", "FitResult", "fit"]
+__all__ = ["FitResult", "History", "Status", "fit"]
 
 
 class Status(enum.IntEnum):
@@ -284,9 +284,7 @@ def _train(
 
     params = final.params
     if config.patience is not None:
-        params = optax.tree.where(
-            final.status == Status.EARLY_STOPPED, final.best_params, params
-        )
+        params = optax.tree.where(final.status == Status.EARLY_STOPPED, final.best_params, params)
     return _Outcome(
         params=params,
         opt_state=final.opt_state,
@@ -320,7 +318,9 @@ def _check_params(params: Any) -> Any:
 
 
 def _check_optimizer(optimizer: Any) -> None:
-    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+    if not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
         raise TypeError(
             "optimizer must be an optax.GradientTransformation (e.g. jgd.gd(0.1) or "
             f"optax.adam(1e-3)), got {optimizer!r}."

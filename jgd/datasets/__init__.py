@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from jgd.data import Dataset, load_csv
 
-__all__ = ["seattle_weather", "seattle_weather_path", "SEATTLE_FEATURES"]
+__all__ = ["SEATTLE_FEATURES", "seattle_weather", "seattle_weather_path"]
 
 #: Today's measurements used to predict tomorrow's maximum temperature (°C, mm).
 SEATTLE_FEATURES = ("temp_max", "temp_min", "precipitation")

@@ -1,0 +1,5 @@
+import sys
+
+from jgd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,11 @@
+"""Strict JAX settings for the whole suite: implicit rank promotion is a bug."""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True)
+def _doctest_namespace(doctest_namespace):
+    doctest_namespace["jax"] = jax

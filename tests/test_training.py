@@ -1,0 +1,323 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import jgd
+from jgd.training import _fit_program
+from tests.helpers import (
+    classification_problem,
+    hessian_top_eigenvalue,
+    numpy_gd,
+    numpy_minibatch_gd,
+    regression_problem,
+)
+
+DATA = regression_problem(n=60, d=3)
+MODEL = jgd.models.linear(3)
+LOSS = jgd.objective(MODEL, jgd.losses.mse)
+START = MODEL.init(None)
+
+
+@pytest.fixture(scope="module")
+def weather():
+    train, val, test = jgd.data.split(jgd.datasets.seattle_weather())
+    train, val, test, _ = jgd.data.standardize(train, val, test)
+    return train, val
+
+
+def test_full_batch_follows_numpy_epoch_by_epoch():
+    result = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=80)
+    w, b, losses = numpy_gd(DATA.X, DATA.y, 0.05, 80)
+    np.testing.assert_allclose(result.history.loss, losses, rtol=2e-5)
+    np.testing.assert_array_equal(result.history.epoch, np.arange(1, 81))
+    np.testing.assert_allclose(result.params["w"], w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params["b"], b, rtol=1e-5, atol=1e-6)
+    assert result.status is jgd.Status.MAX_EPOCHS and result.epochs_run == 80
+
+
+def test_reaches_least_squares_on_random_and_weather_data(weather):
+    train, _ = weather
+    for data in (DATA, train):
+        model = jgd.models.linear(data.n_features)
+        loss_fn = jgd.objective(model, jgd.losses.mse)
+        result = jgd.fit(loss_fn, model.init(None), data, optimizer=jgd.gd(0.2), epochs=2000)
+        exact = jgd.least_squares(data.X, data.y)
+        lstsq = np.linalg.lstsq(
+            np.column_stack([np.asarray(data.X, np.float64), np.ones(data.n_rows)]),
+            np.asarray(data.y, np.float64),
+            rcond=None,
+        )[0]
+        np.testing.assert_allclose(result.params["w"], exact["w"], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(result.params["w"], lstsq[:-1], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(result.params["b"], lstsq[-1], rtol=1e-3, atol=1e-3)
+
+
+def test_ridge_fit_reaches_ridge_solution():
+    loss_fn = jgd.objective(MODEL, jgd.losses.mse, l2=0.3)
+    result = jgd.fit(loss_fn, START, DATA, optimizer=jgd.momentum(0.1), epochs=600)
+    exact = jgd.least_squares(DATA.X, DATA.y, l2=0.3)
+    np.testing.assert_allclose(result.params["w"], exact["w"], rtol=1e-4, atol=1e-5)
+
+
+def counting_loss(params, batch):
+    """With gd(1.0) every row in a batch adds exactly 1 to its own counter."""
+    rows = batch.X[:, 0].astype(jnp.int32)
+    return -jnp.sum(params["count"][rows])
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(10, 1), (10, 3), (12, 4), (7, 6)])
+def test_every_row_is_used_exactly_once_per_epoch(n, batch_size):
+    data = jgd.Dataset(jnp.arange(n, dtype=jnp.float32)[:, None], jnp.zeros(n))
+    params = {"count": jnp.zeros(n)}
+    result = jgd.fit(
+        counting_loss,
+        params,
+        data,
+        optimizer=jgd.gd(1.0),
+        epochs=3,
+        batch_size=batch_size,
+        key=jax.random.key(0),
+    )
+    np.testing.assert_array_equal(result.params["count"], np.full(n, 3.0))
+
+
+def test_minibatch_matches_numpy_with_the_same_row_orders():
+    key = jax.random.key(7)
+    n, batch_size, epochs = DATA.n_rows, 16, 5  # 60 rows: 3 full batches and one of 12
+    result = jgd.fit(
+        LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=epochs, batch_size=batch_size, key=key
+    )
+    orders = [
+        np.asarray(jax.random.permutation(jax.random.fold_in(key, e), n))
+        for e in range(1, epochs + 1)
+    ]
+    w, b, losses = numpy_minibatch_gd(DATA.X, DATA.y, 0.05, orders, batch_size)
+    np.testing.assert_allclose(result.history.loss, losses, rtol=1e-5)
+    np.testing.assert_allclose(result.params["w"], w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params["b"], b, rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_without_key_visits_rows_in_order():
+    result = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.01), epochs=2, batch_size=1)
+    orders = [np.arange(DATA.n_rows)] * 2
+    w, b, losses = numpy_minibatch_gd(DATA.X, DATA.y, 0.01, orders, 1)
+    np.testing.assert_allclose(result.params["w"], w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params["b"], b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.history.loss, losses, rtol=1e-5)
+
+
+def test_same_key_same_result_other_key_other_order():
+    def run(seed):
+        return jgd.fit(
+            LOSS,
+            START,
+            DATA,
+            optimizer=jgd.gd(0.05),
+            epochs=3,
+            batch_size=8,
+            key=jax.random.key(seed),
+        )
+
+    a, b, c = run(0), run(0), run(1)
+    np.testing.assert_array_equal(a.params["w"], b.params["w"])
+    np.testing.assert_array_equal(a.history.loss, b.history.loss)
+    assert not np.array_equal(a.params["w"], c.params["w"])
+
+
+def test_tol_stops_with_converged_status():
+    result = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.1), epochs=5000, tol=1e-7)
+    assert result.status is jgd.Status.CONVERGED
+    assert 1 < result.epochs_run < 5000
+    assert result.history.loss.shape == (result.epochs_run,)
+    last, previous = np.asarray(result.history.loss[-2:])[::-1]
+    assert abs(previous - last) <= 1e-7 * abs(previous)
+    earlier = np.asarray(result.history.loss[-3:-1])
+    assert abs(earlier[0] - earlier[1]) > 1e-7 * abs(earlier[0])
+    exact = jgd.least_squares(DATA.X, DATA.y)
+    np.testing.assert_allclose(result.params["w"], exact["w"], rtol=1e-3, atol=1e-3)
+
+
+def test_patience_returns_best_validation_params():
+    # Training pulls w towards 2 but validation prefers w = 1: val loss falls, then rises.
+    x = jnp.linspace(-1, 1, 20)[:, None]
+    train = jgd.Dataset(x, 2 * x[:, 0])
+    val = jgd.Dataset(x, 1 * x[:, 0])
+    model = jgd.models.linear(1)
+    loss_fn = jgd.objective(model, jgd.losses.mse)
+    result = jgd.fit(
+        loss_fn,
+        model.init(None),
+        train,
+        optimizer=jgd.gd(0.1),
+        epochs=500,
+        val_data=val,
+        patience=3,
+    )
+    assert result.status is jgd.Status.EARLY_STOPPED
+    val_loss = np.asarray(result.history.val_loss)
+    best_epoch = int(np.argmin(val_loss)) + 1
+    assert result.epochs_run == best_epoch + 3
+    again = jgd.fit(loss_fn, model.init(None), train, optimizer=jgd.gd(0.1), epochs=best_epoch)
+    np.testing.assert_array_equal(result.params["w"], again.params["w"])
+    assert abs(float(result.params["w"][0]) - 1.0) < 0.1
+
+
+def test_divergence_keeps_last_finite_params():
+    lr = 2.5 * 2 / hessian_top_eigenvalue(DATA.X)
+    result = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(lr), epochs=1000)
+    assert result.status is jgd.Status.DIVERGED
+    assert result.diverged_at == result.epochs_run < 1000
+    assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(result.params))
+    assert not np.isfinite(result.history.loss[-1])
+    before = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(lr), epochs=result.diverged_at - 1)
+    assert before.status is jgd.Status.MAX_EPOCHS
+    np.testing.assert_array_equal(result.params["w"], before.params["w"])
+
+
+def test_nan_from_user_loss_mid_epoch_keeps_last_finite_params():
+    def fragile(params, batch):
+        # log of a negative number once w[0] passes 0.5: NaN mid-run.
+        return LOSS(params, batch) + 0.0 * jnp.log(0.5 - params["w"][0])
+
+    data = jgd.Dataset(DATA.X, 3 * DATA.X[:, 0])
+    result = jgd.fit(
+        fragile,
+        START,
+        data,
+        optimizer=jgd.gd(0.002),
+        epochs=200,
+        batch_size=5,
+        key=jax.random.key(0),
+    )
+    assert result.status is jgd.Status.DIVERGED
+    assert 1 < result.diverged_at == result.epochs_run < 200
+    # The kept params are finite: the last update before the NaN loss appeared.
+    assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(result.params))
+    assert float(result.params["w"][0]) > 0.5 and not np.isfinite(result.history.loss[-1])
+
+
+def test_record_every_keeps_every_kth_and_the_last_epoch():
+    full = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=10)
+    sparse = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=10, record_every=3)
+    np.testing.assert_array_equal(sparse.history.epoch, [3, 6, 9, 10])
+    np.testing.assert_array_equal(sparse.history.loss, np.asarray(full.history.loss)[[2, 5, 8, 9]])
+    np.testing.assert_array_equal(sparse.params["w"], full.params["w"])
+
+
+def test_validation_loss_is_measured_after_each_epoch():
+    val = regression_problem(n=20, d=3, seed=1)
+    result = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=4, val_data=val)
+    after_two = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=2)
+    np.testing.assert_allclose(result.history.val_loss[1], LOSS(after_two.params, val), rtol=1e-6)
+
+
+def test_new_learning_rate_or_l2_value_does_not_recompile():
+    jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.01, beta=0.9), epochs=7)
+    size = _fit_program._cache_size()
+    jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.02, beta=0.5), epochs=7)
+    jgd.fit(
+        jgd.objective(jgd.models.linear(3), jgd.losses.mse),
+        START,
+        DATA,
+        optimizer=jgd.momentum(0.03),
+        epochs=7,
+    )
+    assert _fit_program._cache_size() == size
+    jgd.fit(
+        jgd.objective(MODEL, jgd.losses.mse, l2=0.1), START, DATA, optimizer=jgd.gd(0.1), epochs=7
+    )
+    size = _fit_program._cache_size()
+    jgd.fit(
+        jgd.objective(MODEL, jgd.losses.mse, l2=0.2), START, DATA, optimizer=jgd.gd(0.3), epochs=7
+    )
+    assert _fit_program._cache_size() == size
+
+
+def test_optax_optimizer_and_mlp_train():
+    x = jnp.linspace(-2, 2, 64)[:, None]
+    data = jgd.Dataset(x, jnp.sin(2 * x[:, 0]))
+    model = jgd.models.mlp([1, 16, 16, 1])
+    loss_fn = jgd.objective(model, jgd.losses.mse)
+    result = jgd.fit(
+        loss_fn,
+        model.init(jax.random.key(0)),
+        data,
+        optimizer=optax.adam(0.02),
+        epochs=300,
+        batch_size=16,
+        key=jax.random.key(1),
+    )
+    assert result.history.loss[-1] < 0.02 * result.history.loss[0]
+    assert float(loss_fn(result.params, data)) < 0.01
+
+
+def test_logistic_regression_matches_sklearn():
+    data = classification_problem(n=80, d=2)
+    l2 = 0.01
+    model = jgd.models.logistic(2)
+    loss_fn = jgd.objective(model, jgd.losses.binary_cross_entropy, l2=l2)
+    result = jgd.fit(loss_fn, model.init(None), data, optimizer=jgd.nesterov(0.5), epochs=3000)
+    # sklearn minimises C * sum(log loss) + ||w||^2 / 2, i.e. ours with C = 1 / (2 n l2).
+    sk = LogisticRegression(C=1 / (2 * 80 * l2), tol=1e-10, max_iter=10_000)
+    sk.fit(np.asarray(data.X), np.asarray(data.y))
+    np.testing.assert_allclose(result.params["w"], sk.coef_[0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(result.params["b"], sk.intercept_[0], rtol=1e-3, atol=1e-4)
+
+
+def test_repr_is_readable():
+    text = repr(jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=3))
+    assert "status=MAX_EPOCHS" in text and "epochs_run=3" in text and "float32[3]" in text
+
+
+VAL = regression_problem(n=10, d=3, seed=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"epochs": 0}, ValueError, "epochs must be >= 1"),
+        ({"epochs": 2.5}, TypeError, "epochs must be an integer"),
+        ({"epochs": True}, TypeError, "epochs must be an integer"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"batch_size": 61}, ValueError, "larger than the data"),
+        ({"record_every": 0}, ValueError, "record_every"),
+        ({"tol": -1.0}, ValueError, "tol"),
+        ({"tol": float("nan")}, ValueError, "tol"),
+        ({"patience": 3}, ValueError, "patience needs val_data"),
+        ({"patience": 0, "val_data": VAL}, ValueError, "patience must be >= 1"),
+        (
+            {"val_data": jgd.Dataset(jnp.ones((4, 2)), jnp.ones(4))},
+            ValueError,
+            "val_data has 2 features",
+        ),
+        ({"optimizer": "sgd"}, TypeError, "GradientTransformation"),
+        ({"data": jgd.Dataset(jnp.ones(60), jnp.ones(60))}, ValueError, "2-D"),
+        (
+            {"data": jgd.Dataset(jnp.full((60, 3), jnp.nan), jnp.ones(60))},
+            ValueError,
+            "NaN at row 0",
+        ),
+        (
+            {"params": {"w": jnp.array([jnp.nan, 0, 0]), "b": jnp.array(0.0)}},
+            ValueError,
+            "NaN or inf",
+        ),
+        ({"params": {}}, ValueError, "params is empty"),
+        ({"loss_fn": lambda p, b: b.X @ p["w"]}, ValueError, "must return a scalar"),
+    ],
+)
+def test_bad_input_raises_clear_errors(kwargs, error, message):
+    arguments = {
+        "loss_fn": LOSS,
+        "params": START,
+        "data": DATA,
+        "optimizer": jgd.gd(0.1),
+        "epochs": 5,
+    }
+    arguments.update(kwargs)
+    loss_fn, params, data = arguments.pop("loss_fn"), arguments.pop("params"), arguments.pop("data")
+    with pytest.raises(error, match=message):
+        jgd.fit(loss_fn, params, data, **arguments)
