@@ -15,10 +15,10 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(__file__))
-import _harness  # noqa: E402
+import _harness
 
-import jgd  # noqa: E402
-from jgd._text import table  # noqa: E402
+import jgd
+from jgd._text import table
 
 LEARNING_RATE = 0.01
 
@@ -85,7 +85,11 @@ def run_numpy(data: jgd.Dataset, epochs: int):
 def measure(n: int, d: int, epochs: int, repeats: int) -> list[dict]:
     data = problem(n, d)
     rows = []
-    for name, build in (("jgd.fit", run_jgd), ("optax python loop", run_optax_loop), ("numpy", run_numpy)):
+    for name, build in (
+        ("jgd.fit", run_jgd),
+        ("optax python loop", run_optax_loop),
+        ("numpy", run_numpy),
+    ):
         function = build(data, epochs)
         first = _harness.first_call_seconds(function)
         best = _harness.seconds(function, repeats)

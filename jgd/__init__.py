@@ -4,11 +4,13 @@ A loss ``loss_fn(params, batch) -> scalar``, optax-compatible optimizers, and a
 whole training run (every epoch and mini-batch) compiled into one XLA program.
 """
 
-from jgd import data, datasets, losses, models
+from jgd import curvature, data, datasets, losses, models
+from jgd.curvature import lr_bound
 from jgd.data import Dataset
 from jgd.exact import least_squares
 from jgd.losses import objective
 from jgd.optimizers import gd, momentum, nesterov
+from jgd.sweeps import SweepResult, sweep
 from jgd.training import FitResult, History, Status, fit
 
 __version__ = "0.1.0"
@@ -18,14 +20,18 @@ __all__ = [
     "FitResult",
     "History",
     "Status",
+    "SweepResult",
+    "curvature",
     "data",
     "datasets",
     "fit",
     "gd",
     "least_squares",
     "losses",
+    "lr_bound",
     "models",
     "momentum",
     "nesterov",
     "objective",
+    "sweep",
 ]

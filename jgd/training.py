@@ -223,19 +223,24 @@ def _train(
     )
 
     def epoch_body(state: _State) -> _State:
+        # A stopped run (diverged, converged, early-stopped) keeps its state:
+        # masking here, rather than lax.cond around the epoch, stays cheap
+        # under vmap, where a cond would select the whole state every epoch.
+        running = state.status == Status.MAX_EPOCHS
         epoch = state.epoch + 1
         params, opt_state, loss, ok = _run_epoch(
             loss_fn, optimizer, state.params, state.opt_state, data, key, epoch, config
         )
+        loss = loss.astype(loss_dtype)
         converged = jnp.array(False)
         if config.use_tol:
             change = jnp.abs(state.prev_loss - loss)
             converged = (epoch > 1) & (change <= tol * jnp.abs(state.prev_loss))
-        val_loss = None if val_data is None else loss_fn(params, val_data)
+        val_loss = None if val_data is None else loss_fn(params, val_data).astype(loss_dtype)
         best_val, best_params, bad_epochs = state.best_val, state.best_params, state.bad_epochs
         early = jnp.array(False)
         if config.patience is not None:
-            improved = val_loss < best_val
+            improved = running & (val_loss < best_val)
             best_val = jnp.where(improved, val_loss, best_val)
             best_params = optax.tree.where(improved, params, best_params)
             bad_epochs = jnp.where(improved, 0, bad_epochs + 1)
@@ -245,25 +250,29 @@ def _train(
             [Status.DIVERGED, Status.EARLY_STOPPED, Status.CONVERGED],
             Status.MAX_EPOCHS,
         ).astype(jnp.int32)
-        # Each record slot holds the last epoch run in its block of record_every.
+        epoch = jnp.where(running, epoch, state.epoch)
+        # Each record slot holds the last epoch run in its block of record_every;
+        # a stopped run rewrites its own last record unchanged.
         slot = (epoch - 1) // config.record_every
+
+        def record(buffer: jax.Array, value: jax.Array) -> jax.Array:
+            return buffer.at[slot].set(jnp.where(running, value, buffer[slot]))
+
         history = History(
-            epoch=state.history.epoch.at[slot].set(epoch),
-            loss=state.history.loss.at[slot].set(loss.astype(loss_dtype)),
-            val_loss=None
-            if val_loss is None
-            else state.history.val_loss.at[slot].set(val_loss.astype(loss_dtype)),
+            epoch=record(state.history.epoch, epoch),
+            loss=record(state.history.loss, loss),
+            val_loss=None if val_loss is None else record(state.history.val_loss, val_loss),
         )
         return _State(
-            params=params,
-            opt_state=opt_state,
+            params=optax.tree.where(running, params, state.params),
+            opt_state=optax.tree.where(running, opt_state, state.opt_state),
             epoch=epoch,
-            status=status,
-            diverged_at=jnp.where(ok, state.diverged_at, epoch),
-            prev_loss=loss.astype(loss_dtype),
+            status=jnp.where(running, status, state.status),
+            diverged_at=jnp.where(running & ~ok, epoch, state.diverged_at),
+            prev_loss=jnp.where(running, loss, state.prev_loss),
             best_val=best_val,
             best_params=best_params,
-            bad_epochs=bad_epochs,
+            bad_epochs=jnp.where(running, bad_epochs, state.bad_epochs),
             history=history,
         )
 
@@ -274,13 +283,7 @@ def _train(
             init,
         )
     else:
-
-        def scan_body(state: _State, _: None) -> tuple[_State, None]:
-            # After divergence the remaining epochs are skipped, not recomputed.
-            running = state.status == Status.MAX_EPOCHS
-            return lax.cond(running, epoch_body, lambda s: s, state), None
-
-        final, _ = lax.scan(scan_body, init, None, length=config.epochs)
+        final, _ = lax.scan(lambda s, _: (epoch_body(s), None), init, None, length=config.epochs)
 
     params = final.params
     if config.patience is not None:

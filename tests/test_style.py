@@ -21,5 +21,14 @@ def test_ruff_is_clean():
 def test_public_api_is_exported():
     for name in jgd.__all__:
         assert hasattr(jgd, name), name
-    for name in ["fit", "gd", "momentum", "nesterov", "objective", "least_squares", "Dataset", "Status"]:
+    for name in [
+        "fit",
+        "gd",
+        "momentum",
+        "nesterov",
+        "objective",
+        "least_squares",
+        "Dataset",
+        "Status",
+    ]:
         assert name in jgd.__all__

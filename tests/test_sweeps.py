@@ -1,0 +1,277 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jgd
+from jgd.sweeps import _sweep_program
+from tests.helpers import hessian_top_eigenvalue, regression_problem
+
+DATA, VAL = jgd.data.split(regression_problem(n=64, d=3), (0.75, 0.25))
+MODEL = jgd.models.linear(3)
+LOSS = jgd.objective(MODEL, jgd.losses.mse)
+START = MODEL.init(None)
+BOUND = 2 / hessian_top_eigenvalue(DATA.X)
+
+
+def assert_member_equals_solo(result, index, solo):
+    member = result.member(index)
+    assert member.status == solo.status
+    assert member.epochs_run == solo.epochs_run
+    assert member.diverged_at == solo.diverged_at
+    for a, b in zip(jax.tree.leaves(member.params), jax.tree.leaves(solo.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(member.history.loss, solo.history.loss, rtol=1e-5)
+    if solo.history.val_loss is not None:
+        np.testing.assert_allclose(member.history.val_loss, solo.history.val_loss, rtol=1e-5)
+
+
+CASES = {
+    "gd-full-batch": (jgd.gd, {"learning_rate": [0.01, 0.1, 0.3]}, {}),
+    "momentum-minibatch": (
+        jgd.momentum,
+        {"learning_rate": [0.01, 0.05], "beta": [0.0, 0.9]},
+        {"batch_size": 10, "key": jax.random.key(3)},
+    ),
+    "adam-minibatch-val": (
+        lambda learning_rate, b1: optax.adam(learning_rate, b1=b1),
+        {"learning_rate": [0.01, 0.1], "b1": [0.5, 0.9]},
+        {"batch_size": 16, "key": jax.random.key(4), "val_data": VAL},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_member_equals_solo_fit(case):
+    factory, grid, kwargs = CASES[case]
+    result = jgd.sweep(LOSS, START, DATA, optimizer=factory, grid=grid, epochs=30, **kwargs)
+    assert result.n_members == int(np.prod([len(v) for v in grid.values()]))
+    for i in range(result.n_members):
+        config = result.config(i)
+        solo = jgd.fit(LOSS, START, DATA, optimizer=factory(**config), epochs=30, **kwargs)
+        assert_member_equals_solo(result, i, solo)
+
+
+def test_cartesian_product_order():
+    result = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=jgd.momentum,
+        grid={"learning_rate": [0.1, 0.2], "beta": [0.0, 0.5, 0.9]},
+        epochs=2,
+    )
+    np.testing.assert_allclose(result.configs["learning_rate"], [0.1] * 3 + [0.2] * 3)
+    np.testing.assert_allclose(result.configs["beta"], [0.0, 0.5, 0.9] * 2)
+
+
+def test_diverging_members_are_isolated_and_keep_finite_params():
+    rates = np.array([0.2, 0.6, 0.9, 1.5, 3.0]) * BOUND
+    result = jgd.sweep(
+        LOSS, START, DATA, optimizer=jgd.gd, grid={"learning_rate": rates}, epochs=300
+    )
+    status = [jgd.Status(int(s)) for s in result.status]
+    assert status[:3] == [jgd.Status.MAX_EPOCHS] * 3
+    assert status[3:] == [jgd.Status.DIVERGED] * 2
+    assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(result.params))
+    assert np.isfinite(np.asarray(result.final_loss)[:3]).all()
+    for i in range(5):
+        solo = jgd.fit(
+            LOSS,
+            START,
+            DATA,
+            optimizer=jgd.gd(float(result.configs["learning_rate"][i])),
+            epochs=300,
+        )
+        assert_member_equals_solo(result, i, solo)
+    # A stopped member no longer changes: its history stops at its divergence epoch.
+    member = result.member(4)
+    assert member.epochs_run == member.diverged_at < 300
+    assert np.isnan(np.asarray(result.history.loss)[4, member.epochs_run :]).all()
+    assert result.best(by="loss").index in (0, 1, 2)
+
+
+def test_members_below_the_reported_bound_converge_and_above_diverge():
+    rates = np.array([0.5, 0.9, 0.97, 1.1, 2.0])
+    result = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": rates * BOUND},
+        epochs=3000,
+        tol=1e-9,
+    )
+    np.testing.assert_allclose(result.lr_bound, BOUND, rtol=1e-4)
+    status = [jgd.Status(int(s)) for s in result.status]
+    assert all(s is not jgd.Status.DIVERGED for s in status[:3])
+    assert status[3:] == [jgd.Status.DIVERGED] * 2
+    exact = jgd.least_squares(DATA.X, DATA.y)
+    for i in range(3):
+        np.testing.assert_allclose(result.params["w"][i], exact["w"], rtol=1e-3, atol=1e-3)
+
+
+def test_early_stopping_and_tol_per_member():
+    result = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.01, 0.3]},
+        epochs=400,
+        val_data=VAL,
+        patience=5,
+        tol=1e-4,
+    )
+    stops = np.asarray(result.stop_epoch)
+    assert stops[1] < stops[0] <= 400  # the faster member stops first
+    for i in range(2):
+        solo = jgd.fit(
+            LOSS,
+            START,
+            DATA,
+            optimizer=jgd.gd(float(result.configs["learning_rate"][i])),
+            epochs=400,
+            val_data=VAL,
+            patience=5,
+            tol=1e-4,
+        )
+        assert_member_equals_solo(result, i, solo)
+
+
+def test_l2_grid_sweeps_the_objective():
+    result = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=jgd.momentum,
+        grid={"learning_rate": [0.1], "l2": [0.0, 0.5]},
+        epochs=500,
+    )
+    for i, l2 in enumerate([0.0, 0.5]):
+        exact = jgd.least_squares(DATA.X, DATA.y, l2=l2)
+        np.testing.assert_allclose(result.params["w"][i], exact["w"], rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="jgd.objective"):
+        jgd.sweep(
+            lambda p, b: LOSS(p, b),
+            START,
+            DATA,
+            optimizer=jgd.gd,
+            grid={"learning_rate": [0.1], "l2": [0.1]},
+            epochs=2,
+        )
+
+
+def test_seeds_train_each_config_from_several_initialisations():
+    model = jgd.models.mlp([3, 4, 1])
+    loss_fn = jgd.objective(model, jgd.losses.mse)
+    result = jgd.sweep(
+        loss_fn,
+        model.init,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.01, 0.05]},
+        epochs=5,
+        seeds=3,
+    )
+    assert result.n_members == 6
+    np.testing.assert_array_equal(result.configs["seed"], [0, 1, 2, 0, 1, 2])
+    first_layer = np.asarray(result.params[0]["w"])
+    assert not np.allclose(first_layer[0], first_layer[1])  # different initialisations
+    # Member (lr 0.05, seed 1) equals a solo fit from the same initialisation.
+    init_keys = jax.random.split(jax.random.fold_in(jax.random.key(0), 0x5EED), 3)
+    solo = jgd.fit(loss_fn, model.init(init_keys[1]), DATA, optimizer=jgd.gd(0.05), epochs=5)
+    assert_member_equals_solo(result, 4, solo)
+
+
+def test_second_sweep_with_other_values_does_not_recompile():
+    grid = {"learning_rate": jnp.array([0.01, 0.02, 0.03]), "beta": jnp.array([0.5])}
+    jgd.sweep(LOSS, START, DATA, optimizer=jgd.momentum, grid=grid, epochs=4)
+    size = _sweep_program._cache_size()
+    other = {"learning_rate": jnp.array([0.1, 0.2, 0.3]), "beta": jnp.array([0.9])}
+    jgd.sweep(LOSS, START, DATA, optimizer=jgd.momentum, grid=other, epochs=4)
+    assert _sweep_program._cache_size() == size
+
+
+def test_result_summary_best_and_table():
+    result = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.001, 0.1, 3 * BOUND]},
+        epochs=50,
+        val_data=VAL,
+    )
+    best = result.best()
+    assert best.index == 1 and best.config == pytest.approx({"learning_rate": 0.1})
+    np.testing.assert_array_equal(best.params["w"], result.params["w"][1])
+    text = result.table()
+    assert "MAX_EPOCHS 2, DIVERGED 1" in text and "2/L" in text
+    lines = [line for line in text.splitlines() if line.strip().startswith(("1 ", "2 ", "3 "))]
+    assert lines[0].split()[1] == "1" and lines[-1].split()[1] == "2"  # diverged member last
+    assert repr(result).startswith("SweepResult: 3 members")
+
+
+@pytest.mark.parametrize(
+    ("grid", "error", "message"),
+    [
+        ({}, ValueError, "non-empty"),
+        ({"learning_rate": []}, ValueError, "empty"),
+        ({"learning_rate": [0.1, -0.1]}, ValueError, "learning_rate"),
+        ({"learning_rate": [0.1, float("nan")]}, ValueError, "finite"),
+        ({"learning_rate": [[0.1]]}, ValueError, "1-D"),
+        ({"learning_rate": ["a"]}, TypeError, "numbers"),
+        ({"learning_rate": [0.1], "beta": [0, 1]}, TypeError, "mixes integer"),
+        ({"learning_rate": [0.1], "beta": [1.5]}, ValueError, "beta"),
+        ({"learning_rat": [0.1]}, TypeError, "rejected grid names"),
+    ],
+)
+def test_bad_grids(grid, error, message):
+    with pytest.raises(error, match=message):
+        jgd.sweep(LOSS, START, DATA, optimizer=jgd.momentum, grid=grid, epochs=2)
+
+
+def test_eight_device_sharded_sweep_equals_one_device():
+    script = textwrap.dedent(
+        """
+        import json, jax, numpy as np, jgd
+        from tests.helpers import regression_problem
+        data = regression_problem(n=48, d=3)
+        loss = jgd.objective(jgd.models.linear(3), jgd.losses.mse)
+        rates = np.geomspace(0.003, 1.0, 13)  # 13 members: padded to 16 on 8 devices
+        r = jgd.sweep(loss, loss.model.init(None), data, optimizer=jgd.momentum,
+                      grid={"learning_rate": rates}, epochs=40, batch_size=10, key=jax.random.key(0))
+        print(json.dumps({"devices": jax.device_count(), "w": np.asarray(r.params["w"]).tolist(),
+                          "loss": np.asarray(r.history.loss).tolist(), "status": np.asarray(r.status).tolist()}))
+        """
+    )
+    runs = {}
+    for count in (1, 8):
+        env = dict(
+            os.environ,
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+            JAX_PLATFORMS="cpu",
+        )
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        run = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        runs[count] = __import__("json").loads(run.stdout.strip().splitlines()[-1])
+    assert runs[1]["devices"] == 1 and runs[8]["devices"] == 8
+    assert runs[1]["status"] == runs[8]["status"]
+    np.testing.assert_allclose(runs[8]["w"], runs[1]["w"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(runs[8]["loss"], runs[1]["loss"], rtol=1e-5)
