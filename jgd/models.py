@@ -48,6 +48,22 @@ def _linear_apply(params: Params, X: jax.Array) -> jax.Array:
     return X @ params["w"] + params["b"]
 
 
+def _linear_apply_member_major(params: Params, X: jax.Array) -> jax.Array:
+    # The same product written w @ X.T: under a sweep's vmap over params the
+    # batched matmul then comes out member-major, (members, rows), the layout
+    # the scan carry already has, instead of (rows, members) plus transposes.
+    # Measured on a 2-core CPU (256 members, N=10,000, D=10): 1.94 ms per
+    # epoch against 3.09. A single run is faster with X @ w from N ~ 10,000.
+    return params["w"] @ X.T + params["b"]
+
+
+def _for_batched_params(model: Model) -> Model:
+    """The model with its apply in the layout a vmap over params wants."""
+    if isinstance(model.apply, Partial) and model.apply.func is _linear_apply:
+        return model._replace(apply=Partial(_linear_apply_member_major))
+    return model
+
+
 def _check_linear(n_features: int, init: str) -> None:
     check_positive_int(n_features, "n_features")
     if init not in _LINEAR_INITS:

@@ -24,6 +24,7 @@ from jgd._text import table as _table
 from jgd.curvature import lr_bound
 from jgd.data import Dataset
 from jgd.losses import Objective
+from jgd.models import _for_batched_params
 from jgd.training import (
     FitResult,
     History,
@@ -344,6 +345,8 @@ def sweep(
         if callable(params) and not isinstance(params, (dict, list, tuple)):
             params = params(key if key is not None else jax.random.key(0))
         start = _check_params(params)
+    if isinstance(loss_fn, Objective):
+        loss_fn = loss_fn._replace(model=_for_batched_params(loss_fn.model))
     loss_fn, data, val_data, key, config, tol = _prepare(
         loss_fn,
         data,

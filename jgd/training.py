@@ -109,7 +109,8 @@ class _Config(NamedTuple):
 class _State(NamedTuple):
     params: Any
     opt_state: Any
-    epoch: jax.Array
+    epoch: jax.Array  # the loop counter, shared by every member of a sweep
+    epochs_run: jax.Array  # this run's own count: it stops when the run stops
     status: jax.Array
     diverged_at: jax.Array
     prev_loss: jax.Array
@@ -209,6 +210,7 @@ def _train(
         params=params,
         opt_state=opt_state,
         epoch=jnp.zeros((), jnp.int32),
+        epochs_run=jnp.zeros((), jnp.int32),
         status=jnp.asarray(Status.MAX_EPOCHS, jnp.int32),
         diverged_at=jnp.zeros((), jnp.int32),
         prev_loss=jnp.full((), jnp.inf, loss_dtype),
@@ -226,6 +228,8 @@ def _train(
         # A stopped run (diverged, converged, early-stopped) keeps its state:
         # masking here, rather than lax.cond around the epoch, stays cheap
         # under vmap, where a cond would select the whole state every epoch.
+        # The loop counter ``epoch`` is not per-run, so under a sweep's vmap
+        # the reshuffle and the history slot stay shared (unbatched).
         running = state.status == Status.MAX_EPOCHS
         epoch = state.epoch + 1
         params, opt_state, loss, ok = _run_epoch(
@@ -250,9 +254,8 @@ def _train(
             [Status.DIVERGED, Status.EARLY_STOPPED, Status.CONVERGED],
             Status.MAX_EPOCHS,
         ).astype(jnp.int32)
-        epoch = jnp.where(running, epoch, state.epoch)
         # Each record slot holds the last epoch run in its block of record_every;
-        # a stopped run rewrites its own last record unchanged.
+        # a stopped run writes back what its slots already hold.
         slot = (epoch - 1) // config.record_every
 
         def record(buffer: jax.Array, value: jax.Array) -> jax.Array:
@@ -267,6 +270,7 @@ def _train(
             params=optax.tree.where(running, params, state.params),
             opt_state=optax.tree.where(running, opt_state, state.opt_state),
             epoch=epoch,
+            epochs_run=jnp.where(running, epoch, state.epochs_run),
             status=jnp.where(running, status, state.status),
             diverged_at=jnp.where(running & ~ok, epoch, state.diverged_at),
             prev_loss=jnp.where(running, loss, state.prev_loss),
@@ -292,7 +296,7 @@ def _train(
         params=params,
         opt_state=final.opt_state,
         status=final.status,
-        epochs_run=final.epoch,
+        epochs_run=final.epochs_run,
         diverged_at=final.diverged_at,
         history=final.history,
     )

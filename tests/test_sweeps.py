@@ -157,7 +157,7 @@ def test_l2_grid_sweeps_the_objective():
     for i, l2 in enumerate([0.0, 0.5]):
         exact = jgd.least_squares(DATA.X, DATA.y, l2=l2)
         np.testing.assert_allclose(result.params["w"][i], exact["w"], rtol=1e-3, atol=1e-4)
-    with pytest.raises(ValueError, match="jgd.objective"):
+    with pytest.raises(ValueError, match=r"jgd\.objective"):
         jgd.sweep(
             lambda p, b: LOSS(p, b),
             START,
@@ -247,9 +247,12 @@ def test_eight_device_sharded_sweep_equals_one_device():
         loss = jgd.objective(jgd.models.linear(3), jgd.losses.mse)
         rates = np.geomspace(0.003, 1.0, 13)  # 13 members: padded to 16 on 8 devices
         r = jgd.sweep(loss, loss.model.init(None), data, optimizer=jgd.momentum,
-                      grid={"learning_rate": rates}, epochs=40, batch_size=10, key=jax.random.key(0))
-        print(json.dumps({"devices": jax.device_count(), "w": np.asarray(r.params["w"]).tolist(),
-                          "loss": np.asarray(r.history.loss).tolist(), "status": np.asarray(r.status).tolist()}))
+                      grid={"learning_rate": rates}, epochs=40, batch_size=10,
+                      key=jax.random.key(0))
+        print(json.dumps({"devices": jax.device_count(),
+                          "w": np.asarray(r.params["w"]).tolist(),
+                          "loss": np.asarray(r.history.loss).tolist(),
+                          "status": np.asarray(r.status).tolist()}))
         """
     )
     runs = {}
