@@ -4,7 +4,7 @@ A loss ``loss_fn(params, batch) -> scalar``, optax-compatible optimizers, and a
 whole training run (every epoch and mini-batch) compiled into one XLA program.
 """
 
-from jgd import curvature, data, datasets, losses, models
+from jgd import compare, curvature, data, datasets, losses, models, problems
 from jgd.curvature import lr_bound
 from jgd.data import Dataset
 from jgd.exact import least_squares
@@ -21,6 +21,7 @@ __all__ = [
     "History",
     "Status",
     "SweepResult",
+    "compare",
     "curvature",
     "data",
     "datasets",
@@ -33,5 +34,6 @@ __all__ = [
     "momentum",
     "nesterov",
     "objective",
+    "problems",
     "sweep",
 ]

@@ -73,6 +73,18 @@ def _default_float() -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
+@jax.jit
+def _all_finite_on_device(X: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.isfinite(X).all() & jnp.isfinite(y).all()
+
+
+def _all_finite(X: Any, y: Any) -> bool:
+    """One fused check where the data live: no copy of device arrays to the host."""
+    if isinstance(X, np.ndarray) and isinstance(y, np.ndarray):
+        return bool(np.isfinite(X).all() and np.isfinite(y).all())
+    return bool(_all_finite_on_device(jnp.asarray(X), jnp.asarray(y)))
+
+
 def check_dataset(data: Any, name: str = "data") -> Dataset:
     """Validate a dataset and return it as a ``Dataset`` of JAX arrays.
 
@@ -107,14 +119,16 @@ def check_dataset(data: Any, name: str = "data") -> Dataset:
     for field, array in (("X", X), ("y", y)):
         if not jnp.issubdtype(array.dtype, jnp.number) or jnp.issubdtype(array.dtype, jnp.bool_):
             raise TypeError(f"{name}.{field} must be numeric, got dtype {array.dtype}.")
-        host = np.asarray(array)
-        row = first_nonfinite_row(host)
-        if row is not None:
-            kind = "NaN" if np.isnan(host[row]).any() else "inf"
-            raise ValueError(
-                f"Input {field} of {name} contains {kind} at row {row}; remove or impute it "
-                f"(e.g. jgd.data.load_csv(..., missing='drop'))."
-            )
+    if not _all_finite(X, y):
+        for field, array in (("X", X), ("y", y)):
+            host = np.asarray(array)
+            row = first_nonfinite_row(host)
+            if row is not None:
+                kind = "NaN" if np.isnan(host[row]).any() else "inf"
+                raise ValueError(
+                    f"Input {field} of {name} contains {kind} at row {row}; remove or impute it "
+                    f"(e.g. jgd.data.load_csv(..., missing='drop'))."
+                )
     return Dataset(jnp.asarray(X), jnp.asarray(y))
 
 

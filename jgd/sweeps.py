@@ -358,6 +358,7 @@ def sweep(
         patience=patience,
         record_every=record_every,
     )
+    config = config._replace(batched=True)
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
     traced = {n: jnp.asarray(v, dtype) for n, v in configs.items() if n != "seed"}
     if seeds is not None:

@@ -321,3 +321,31 @@ def test_bad_input_raises_clear_errors(kwargs, error, message):
     loss_fn, params, data = arguments.pop("loss_fn"), arguments.pop("params"), arguments.pop("data")
     with pytest.raises(error, match=message):
         jgd.fit(loss_fn, params, data, **arguments)
+
+
+def nan_after_fourteen(params, batch):
+    """counting_loss, but NaN once the counters sum past 13 (step 8 of gd(1.0), batch 2)."""
+    return counting_loss(params, batch) + 0.0 * jnp.log(13.0 - jnp.sum(params["count"]))
+
+
+def test_mid_epoch_divergence_keeps_exactly_the_last_finite_step():
+    # 10 rows in batches of 2: 5 steps per epoch, each adding 2 to the counter sum.
+    # Steps 1-7 are finite (sum 14 after step 7); step 8's loss is NaN (epoch 2).
+    data = jgd.Dataset(jnp.arange(10, dtype=jnp.float32)[:, None], jnp.zeros(10))
+    params = {"count": jnp.zeros(10)}
+    kwargs = {"optimizer": jgd.gd(1.0), "epochs": 5, "batch_size": 2, "key": jax.random.key(0)}
+    result = jgd.fit(nan_after_fourteen, params, data, **kwargs)
+    assert result.status is jgd.Status.DIVERGED and result.diverged_at == 2
+    assert float(jnp.sum(result.params["count"])) == 14.0
+    assert int(result.opt_state.count) == 7  # the optimizer state of the same step
+    swept = jgd.sweep(
+        nan_after_fourteen,
+        params,
+        data,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [1.0]},
+        epochs=5,
+        batch_size=2,
+        key=jax.random.key(0),
+    )
+    np.testing.assert_array_equal(swept.params["count"][0], result.params["count"])
