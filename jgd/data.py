@@ -6,6 +6,7 @@ import csv
 import itertools
 import math
 import os
+import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -78,11 +79,32 @@ def _all_finite_on_device(X: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.isfinite(X).all() & jnp.isfinite(y).all()
 
 
+# JAX arrays are immutable, so a finite check holds for the array's lifetime:
+# remember it by identity (a weak reference drops the entry with the array).
+_FINITE: dict[int, weakref.ref] = {}
+
+
+def _known_finite(array: Any) -> bool:
+    ref = _FINITE.get(id(array))
+    return ref is not None and ref() is array
+
+
+def _remember_finite(array: Any) -> None:
+    key = id(array)
+    _FINITE[key] = weakref.ref(array, lambda _: _FINITE.pop(key, None))
+
+
 def _all_finite(X: Any, y: Any) -> bool:
     """One fused check where the data live: no copy of device arrays to the host."""
-    if isinstance(X, np.ndarray) and isinstance(y, np.ndarray):
-        return bool(np.isfinite(X).all() and np.isfinite(y).all())
-    return bool(_all_finite_on_device(jnp.asarray(X), jnp.asarray(y)))
+    if isinstance(X, np.ndarray) or isinstance(y, np.ndarray):
+        return bool(np.isfinite(np.asarray(X)).all() and np.isfinite(np.asarray(y)).all())
+    if _known_finite(X) and _known_finite(y):
+        return True
+    finite = bool(_all_finite_on_device(X, y))
+    if finite:
+        _remember_finite(X)
+        _remember_finite(y)
+    return finite
 
 
 def check_dataset(data: Any, name: str = "data") -> Dataset:

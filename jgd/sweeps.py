@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jgd import _filtering
+from jgd import _filtering, _progress
 from jgd._checks import check_hyperparameter, check_positive_int
 from jgd._text import table as _table
 from jgd.curvature import lr_bound
@@ -29,10 +29,14 @@ from jgd.training import (
     FitResult,
     History,
     Status,
+    _advance,
     _check_optimizer,
     _check_params,
     _Config,
+    _finish,
+    _initial_state,
     _prepare,
+    _State,
     _train,
 )
 
@@ -209,34 +213,111 @@ def _grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {name: np.asarray([p[i] for p in product]) for i, name in enumerate(axes)}
 
 
-def _member_program(
-    arrays: list[Any],
-    static: _filtering.Static,
-    factory: Callable[..., Any],
-    names: tuple[str, ...],
-    seeded: bool,
-    config: _Config,
-):
+def _member(loss_fn, factory, values: dict[str, jax.Array]):
+    """Member's objective (with its l2) and optimizer (from the factory)."""
+    member_loss = loss_fn._replace(l2=values["l2"]) if "l2" in values else loss_fn
+    optimizer = factory(**{n: v for n, v in values.items() if n not in ("l2", "seed")})
+    return member_loss, optimizer
+
+
+def _final_losses(member_loss, params, data, val_data):
+    final_loss = member_loss(params, data)
+    if val_data is None:
+        return final_loss, jnp.full_like(final_loss, jnp.nan)
+    return final_loss, member_loss(params, val_data)
+
+
+def _state_axes(config: _Config) -> _State:
+    """vmap axes of a sweep's state: the loop counter stays shared when it can."""
+    shared = not (config.use_tol or config.patience is not None)
+    fields = {name: 0 for name in _State._fields}
+    if shared:
+        fields["epoch"] = None
+    return _State(**fields)
+
+
+_STATIC = ("static", "factory", "seeded", "config")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _sweep_program(arrays, static, factory, seeded: bool, config: _Config):
+    """Every member's whole run in one program."""
     loss_fn, params, data, val_data, key, tol, configs = _filtering.combine(arrays, static)
 
-    def member(values: dict[str, jax.Array], start: Any):
-        member_loss = loss_fn._replace(l2=values["l2"]) if "l2" in values else loss_fn
-        optimizer = factory(**{n: v for n, v in values.items() if n not in ("l2", "seed")})
+    def member(values, start):
+        member_loss, optimizer = _member(loss_fn, factory, values)
         outcome = _train(member_loss, optimizer, start, data, val_data, key, tol, config)
-        final_loss = member_loss(outcome.params, data)
-        if val_data is None:
-            final_val = jnp.full_like(final_loss, jnp.nan)
-        else:
-            final_val = member_loss(outcome.params, val_data)
-        return outcome, final_loss, final_val
+        return outcome, *_final_losses(member_loss, outcome.params, data, val_data)
 
-    del names
     return jax.vmap(member, in_axes=(0, 0 if seeded else None))(configs, params)
 
 
-_sweep_program = jax.jit(
-    _member_program, static_argnames=("static", "factory", "names", "seeded", "config")
-)
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _sweep_start(arrays, static, factory, seeded: bool, config: _Config) -> _State:
+    loss_fn, params, data, val_data, _, _, configs = _filtering.combine(arrays, static)
+
+    def member(values, start):
+        member_loss, optimizer = _member(loss_fn, factory, values)
+        return _initial_state(member_loss, optimizer, start, data, val_data, config)
+
+    return jax.vmap(member, in_axes=(0, 0 if seeded else None), out_axes=_state_axes(config))(
+        configs, params
+    )
+
+
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "epochs"))
+def _sweep_advance(arrays, static, factory, seeded: bool, config: _Config, state, epochs: int):
+    del seeded
+    loss_fn, _, data, val_data, key, tol, configs = _filtering.combine(arrays, static)
+
+    def member(values, member_state):
+        member_loss, optimizer = _member(loss_fn, factory, values)
+        return _advance(
+            member_loss, optimizer, data, val_data, key, tol, config, member_state, epochs
+        )
+
+    axes = _state_axes(config)
+    return jax.vmap(member, in_axes=(0, axes), out_axes=axes)(configs, state)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _sweep_finish(arrays, static, factory, seeded: bool, config: _Config, state):
+    del seeded
+    loss_fn, _, data, val_data, _, _, configs = _filtering.combine(arrays, static)
+
+    def member(values, member_state):
+        member_loss, _ = _member(loss_fn, factory, values)
+        outcome = _finish(member_state, config)
+        return outcome, *_final_losses(member_loss, outcome.params, data, val_data)
+
+    return jax.vmap(member, in_axes=(0, _state_axes(config)))(configs, state)
+
+
+def _chunked(arrays, static, factory, seeded: bool, config: _Config):
+    """The same sweep as ``_sweep_program``, in chunks of epochs with a progress bar."""
+    bar = _progress.bar(config.epochs, "jgd.sweep")
+    chunk = _progress.chunk_size(config.epochs)
+    state = _sweep_start(arrays, static, factory, seeded, config)
+    done = 0
+    try:
+        while done < config.epochs:
+            epochs = min(chunk, config.epochs - done)
+            state = _sweep_advance(arrays, static, factory, seeded, config, state, epochs)
+            done += epochs
+            status, loss = (np.asarray(a) for a in jax.device_get((state.status, state.prev_loss)))
+            running = int((status == Status.MAX_EPOCHS).sum())
+            finite = loss[np.isfinite(loss)]
+            bar.update(done - bar.n)
+            bar.set_postfix(
+                best=f"{finite.min():.4g}" if finite.size else "-",
+                median=f"{np.median(finite):.4g}" if finite.size else "-",
+                running=f"{running}/{status.size}",
+            )
+            if running == 0:
+                break
+    finally:
+        bar.close()
+    return _sweep_finish(arrays, static, factory, seeded, config, state)
 
 
 def _shard_members(tree: Any, members: int) -> tuple[Any, int]:
@@ -272,6 +353,8 @@ def sweep(
     patience: int | None = None,
     record_every: int = 1,
     seeds: int | None = None,
+    record_params: bool = False,
+    progress: bool | None = None,
 ) -> SweepResult:
     """Train every configuration of a hyperparameter grid at once with ``jax.vmap``.
 
@@ -291,6 +374,8 @@ def sweep(
             mini-batch order for a given key).
         seeds: train each configuration from this many initialisations
             ``params(key_i)``; adds a ``"seed"`` entry to ``configs``.
+        record_params, progress: as in ``jgd.fit``; the bar shows the best and
+            median current loss and how many members are still running.
 
     Returns:
         A ``SweepResult``; ``result.member(i)`` equals ``jgd.fit`` run alone
@@ -358,7 +443,7 @@ def sweep(
         patience=patience,
         record_every=record_every,
     )
-    config = config._replace(batched=True)
+    config = config._replace(batched=True, record_params=bool(record_params))
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
     traced = {n: jnp.asarray(v, dtype) for n, v in configs.items() if n != "seed"}
     if seeds is not None:
@@ -369,9 +454,11 @@ def sweep(
     if seeds is not None:
         start = start_sharded
     arrays, static = _filtering.partition((loss_fn, start, data, val_data, key, tol, traced))
-    outcome, final_loss, final_val = _sweep_program(
-        arrays, static, optimizer, tuple(traced), seeds is not None, config
-    )
+    seeded = seeds is not None
+    if _progress.wanted(progress, config.epochs, data.n_rows * members):
+        outcome, final_loss, final_val = _chunked(arrays, static, optimizer, seeded, config)
+    else:
+        outcome, final_loss, final_val = _sweep_program(arrays, static, optimizer, seeded, config)
     if padded != members:
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from jgd import _filtering
+from jgd import _filtering, _progress
 from jgd._checks import check_hyperparameter, check_positive_int
 from jgd.data import Dataset, check_dataset
 
@@ -44,12 +44,15 @@ class History(NamedTuple):
     loss at the parameters the epoch started from; for mini-batches the
     size-weighted mean of the batch losses. ``val_loss`` is measured on
     ``val_data`` after the epoch's updates (None without ``val_data``).
-    ``epoch`` numbers epochs from 1.
+    ``epoch`` numbers epochs from 1. ``params`` holds the parameters after
+    each recorded epoch (leading axis: records) when ``fit`` was called with
+    ``record_params=True``, else None.
     """
 
     epoch: jax.Array
     loss: jax.Array
     val_loss: jax.Array | None
+    params: Any = None
 
 
 class _Shape(str):
@@ -108,6 +111,7 @@ class _Config(NamedTuple):
     # params with a select; a single run instead replays a diverged epoch (see
     # _run_epoch), which under vmap would run every epoch for every member.
     batched: bool = False
+    record_params: bool = False
 
 
 class _State(NamedTuple):
@@ -225,10 +229,10 @@ def _run_epoch(loss_fn, optimizer, params, opt_state, data, key, epoch, config):
     return params, opt_state, total / n, ok
 
 
-def _train(
-    loss_fn, optimizer, params, data: Dataset, val_data: Dataset | None, key, tol, config: _Config
-) -> _Outcome:
-    """The pure training run (traceable, vmappable)."""
+def _initial_state(
+    loss_fn, optimizer, params, data: Dataset, val_data: Dataset | None, config: _Config
+) -> _State:
+    """The state before epoch 1 (traceable, vmappable)."""
     loss_shape = jax.eval_shape(lambda p, b: loss_fn(p, b), params, data)
     if getattr(loss_shape, "shape", None) != ():
         raise ValueError(
@@ -238,10 +242,12 @@ def _train(
     loss_dtype = loss_shape.dtype
     n_records = -(-config.epochs // config.record_every)
     nan = jnp.full((n_records,), jnp.nan, loss_dtype)
-    opt_state = optimizer.init(params)
-    init = _State(
+    path = None
+    if config.record_params:
+        path = jax.tree.map(lambda p: jnp.full((n_records, *p.shape), jnp.nan, p.dtype), params)
+    return _State(
         params=params,
-        opt_state=opt_state,
+        opt_state=optimizer.init(params),
         epoch=jnp.zeros((), jnp.int32),
         epochs_run=jnp.zeros((), jnp.int32),
         status=jnp.asarray(Status.MAX_EPOCHS, jnp.int32),
@@ -254,8 +260,24 @@ def _train(
             epoch=jnp.zeros((n_records,), jnp.int32),
             loss=nan,
             val_loss=None if val_data is None else nan,
+            params=path,
         ),
     )
+
+
+def _advance(
+    loss_fn,
+    optimizer,
+    data: Dataset,
+    val_data: Dataset | None,
+    key,
+    tol,
+    config: _Config,
+    state: _State,
+    epochs: int,
+) -> _State:
+    """Run up to ``epochs`` more epochs (never past ``config.epochs``)."""
+    loss_dtype = state.prev_loss.dtype
 
     def epoch_body(state: _State) -> _State:
         # A stopped run (diverged, converged, early-stopped) keeps its state:
@@ -298,6 +320,9 @@ def _train(
             epoch=record(state.history.epoch, epoch),
             loss=record(state.history.loss, loss),
             val_loss=None if val_loss is None else record(state.history.val_loss, val_loss),
+            params=None
+            if state.history.params is None
+            else jax.tree.map(record, state.history.params, params),
         )
         return _State(
             params=optax.tree.where(running, params, state.params),
@@ -314,25 +339,35 @@ def _train(
         )
 
     if config.use_tol or config.patience is not None:
-        final = lax.while_loop(
-            lambda s: (s.epoch < config.epochs) & (s.status == Status.MAX_EPOCHS),
-            epoch_body,
-            init,
+        stop_at = jnp.minimum(state.epoch + epochs, config.epochs)
+        return lax.while_loop(
+            lambda s: (s.epoch < stop_at) & (s.status == Status.MAX_EPOCHS), epoch_body, state
         )
-    else:
-        final, _ = lax.scan(lambda s, _: (epoch_body(s), None), init, None, length=config.epochs)
+    final, _ = lax.scan(lambda s, _: (epoch_body(s), None), state, None, length=epochs)
+    return final
 
-    params = final.params
+
+def _finish(state: _State, config: _Config) -> _Outcome:
+    params = state.params
     if config.patience is not None:
-        params = optax.tree.where(final.status == Status.EARLY_STOPPED, final.best_params, params)
+        params = optax.tree.where(state.status == Status.EARLY_STOPPED, state.best_params, params)
     return _Outcome(
         params=params,
-        opt_state=final.opt_state,
-        status=final.status,
-        epochs_run=final.epochs_run,
-        diverged_at=final.diverged_at,
-        history=final.history,
+        opt_state=state.opt_state,
+        status=state.status,
+        epochs_run=state.epochs_run,
+        diverged_at=state.diverged_at,
+        history=state.history,
     )
+
+
+def _train(
+    loss_fn, optimizer, params, data: Dataset, val_data: Dataset | None, key, tol, config: _Config
+) -> _Outcome:
+    """The pure training run (traceable, vmappable): every epoch in one program."""
+    state = _initial_state(loss_fn, optimizer, params, data, val_data, config)
+    state = _advance(loss_fn, optimizer, data, val_data, key, tol, config, state, config.epochs)
+    return _finish(state, config)
 
 
 @functools.partial(jax.jit, static_argnames=("static", "config"))
@@ -344,6 +379,25 @@ def _fit_program(arrays: list[Any], static: _filtering.Static, config: _Config) 
 @jax.jit
 def _leaves_finite(leaves: list[jax.Array]) -> list[jax.Array]:
     return [jnp.isfinite(leaf).all() for leaf in leaves]
+
+
+@functools.partial(jax.jit, static_argnames=("static", "config"))
+def _fit_start(arrays: list[Any], static: _filtering.Static, config: _Config) -> _State:
+    loss_fn, optimizer, params, data, val_data, _, _ = _filtering.combine(arrays, static)
+    return _initial_state(loss_fn, optimizer, params, data, val_data, config)
+
+
+@functools.partial(jax.jit, static_argnames=("static", "config", "epochs"))
+def _fit_advance(
+    arrays: list[Any], static: _filtering.Static, config: _Config, state: _State, epochs: int
+) -> _State:
+    loss_fn, optimizer, _, data, val_data, key, tol = _filtering.combine(arrays, static)
+    return _advance(loss_fn, optimizer, data, val_data, key, tol, config, state, epochs)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _fit_finish(state: _State, config: _Config) -> _Outcome:
+    return _finish(state, config)
 
 
 def _check_params(params: Any) -> Any:
@@ -456,6 +510,8 @@ def fit(
     tol: float | None = None,
     patience: int | None = None,
     record_every: int = 1,
+    record_params: bool = False,
+    progress: bool | None = None,
 ) -> FitResult:
     """Train ``params`` to minimise ``loss_fn`` in one compiled program.
 
@@ -479,6 +535,11 @@ def fit(
             this many epochs without a better validation loss and return the
             best-validation parameters.
         record_every: keep every k-th epoch's losses (and the last epoch's).
+        record_params: also keep the parameters after each recorded epoch in
+            ``history.params`` (for plotting the path; memory grows with it).
+        progress: show a tqdm bar (the ``progress`` extra). The run is then
+            compiled as chunks of epochs; the result is the same, bit for bit.
+            Default: on when stderr is a terminal and epochs × rows ≥ 10⁷.
 
     Returns:
         A ``FitResult``. A NaN/inf loss or parameter ends the run with
@@ -506,6 +567,33 @@ def fit(
         patience=patience,
         record_every=record_every,
     )
+    config = config._replace(record_params=bool(record_params))
     arrays, static = _filtering.partition((loss_fn, optimizer, params, data, val_data, key, tol))
-    outcome = _fit_program(arrays, static, config)
+    if _progress.wanted(progress, config.epochs, data.n_rows):
+        outcome = _chunked(arrays, static, config)
+    else:
+        outcome = _fit_program(arrays, static, config)
     return _trim(outcome, config.record_every)
+
+
+def _chunked(arrays: list[Any], static: _filtering.Static, config: _Config) -> _Outcome:
+    """The same run as ``_fit_program``, compiled as chunks with a progress bar between."""
+    bar = _progress.bar(config.epochs, "jgd.fit")
+    chunk = _progress.chunk_size(config.epochs)
+    state = _fit_start(arrays, static, config)
+    done = 0
+    try:
+        while done < config.epochs:
+            epochs = min(chunk, config.epochs - done)
+            state = _fit_advance(arrays, static, config, state, epochs)
+            done += epochs
+            status, epochs_run, loss = jax.device_get(
+                (state.status, state.epochs_run, state.prev_loss)
+            )
+            bar.update(int(epochs_run) - bar.n)
+            bar.set_postfix(loss=f"{float(loss):.4g}", status=Status(int(status)).name)
+            if status != Status.MAX_EPOCHS:
+                break
+    finally:
+        bar.close()
+    return _fit_finish(state, config)

@@ -166,3 +166,17 @@ def test_seattle_weather_is_tomorrows_max_from_today():
     np.testing.assert_allclose(data.X[:, 1], raw["temp_min"][:-1], rtol=1e-6)
     np.testing.assert_allclose(data.X[:, 2], raw["precipitation"][:-1], rtol=1e-6)
     np.testing.assert_allclose(data.y, raw["temp_max"][1:], rtol=1e-6)
+
+
+def test_finite_check_is_remembered_only_for_immutable_arrays():
+    X = np.ones((5, 2), np.float32)
+    y = np.ones(5, np.float32)
+    jgd.data.check_dataset(jgd.Dataset(X, y))
+    X[3, 1] = np.nan  # NumPy arrays can change in place: always checked again
+    with pytest.raises(ValueError, match="NaN at row 3"):
+        jgd.data.check_dataset(jgd.Dataset(X, y))
+    good = jnp.ones((5, 2))
+    jgd.data.check_dataset(jgd.Dataset(good, jnp.ones(5)))
+    bad = good.at[2, 0].set(jnp.inf)  # a new (immutable) array: checked
+    with pytest.raises(ValueError, match="inf at row 2"):
+        jgd.data.check_dataset(jgd.Dataset(bad, jnp.ones(5)))
