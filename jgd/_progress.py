@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
-#: A run is "long" (progress on by default, on a terminal) from this many row-epochs.
-LONG_RUN_ROW_EPOCHS = 10_000_000
-#: Chunks per run: the bar moves about this many times.
-CHUNKS = 50
+#: A run is "long" (progress on by default, on a terminal) from this many row-epochs
+#: (about a second of linear regression on a laptop CPU; chunking costs a few ms per run).
+LONG_RUN_ROW_EPOCHS = 100_000_000
+#: Seconds one chunk of epochs aims to take: the bar moves about twice a second.
+CHUNK_SECONDS = 0.5
 
 
 def wanted(progress: bool | None, epochs: int, rows: int) -> bool:
@@ -36,5 +39,17 @@ def bar(total: int, description: str) -> Any:
     return tqdm(total=total, desc=description, unit="epoch", dynamic_ncols=True, leave=True)
 
 
-def chunk_size(epochs: int) -> int:
-    return max(1, -(-epochs // CHUNKS))
+def chunks(epochs: int) -> Iterator[int]:
+    """Epoch counts to stop at, sized from the time the previous chunk took.
+
+    The first chunk is one epoch (it also compiles); then each chunk aims at
+    ``CHUNK_SECONDS``, growing at most 8-fold at a time. The caller must finish
+    each chunk (block on its result) before asking for the next.
+    """
+    done, size = 0, 1
+    while done < epochs:
+        start = time.perf_counter()
+        done = min(done + size, epochs)
+        yield done
+        elapsed = max(time.perf_counter() - start, 1e-6)
+        size = max(1, min(8 * size, int(size * CHUNK_SECONDS / elapsed)))

@@ -29,7 +29,7 @@ from jgd.training import (
     FitResult,
     History,
     Status,
-    _advance,
+    _advance_until,
     _check_optimizer,
     _check_params,
     _Config,
@@ -265,15 +265,27 @@ def _sweep_start(arrays, static, factory, seeded: bool, config: _Config) -> _Sta
     )
 
 
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "epochs"))
-def _sweep_advance(arrays, static, factory, seeded: bool, config: _Config, state, epochs: int):
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _sweep_advance(arrays, static, factory, seeded: bool, config: _Config, state, stop_at):
     del seeded
     loss_fn, _, data, val_data, key, tol, configs = _filtering.combine(arrays, static)
+    # Without tol/patience the loop counter stays shared (unbatched); the
+    # driver stops between chunks once no member is running.
+    early = config.use_tol or config.patience is not None
 
     def member(values, member_state):
         member_loss, optimizer = _member(loss_fn, factory, values)
-        return _advance(
-            member_loss, optimizer, data, val_data, key, tol, config, member_state, epochs
+        return _advance_until(
+            member_loss,
+            optimizer,
+            data,
+            val_data,
+            key,
+            tol,
+            config,
+            member_state,
+            stop_at,
+            stop_when_stopped=early,
         )
 
     axes = _state_axes(config)
@@ -296,14 +308,11 @@ def _sweep_finish(arrays, static, factory, seeded: bool, config: _Config, state)
 def _chunked(arrays, static, factory, seeded: bool, config: _Config):
     """The same sweep as ``_sweep_program``, in chunks of epochs with a progress bar."""
     bar = _progress.bar(config.epochs, "jgd.sweep")
-    chunk = _progress.chunk_size(config.epochs)
     state = _sweep_start(arrays, static, factory, seeded, config)
-    done = 0
     try:
-        while done < config.epochs:
-            epochs = min(chunk, config.epochs - done)
-            state = _sweep_advance(arrays, static, factory, seeded, config, state, epochs)
-            done += epochs
+        for done in _progress.chunks(config.epochs):
+            stop_at = jnp.asarray(done, jnp.int32)
+            state = _sweep_advance(arrays, static, factory, seeded, config, state, stop_at)
             status, loss = (np.asarray(a) for a in jax.device_get((state.status, state.prev_loss)))
             running = int((status == Status.MAX_EPOCHS).sum())
             finite = loss[np.isfinite(loss)]

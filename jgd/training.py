@@ -265,19 +265,8 @@ def _initial_state(
     )
 
 
-def _advance(
-    loss_fn,
-    optimizer,
-    data: Dataset,
-    val_data: Dataset | None,
-    key,
-    tol,
-    config: _Config,
-    state: _State,
-    epochs: int,
-) -> _State:
-    """Run up to ``epochs`` more epochs (never past ``config.epochs``)."""
-    loss_dtype = state.prev_loss.dtype
+def _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config: _Config, loss_dtype):
+    """One epoch as a function of the state (shared by every way of looping)."""
 
     def epoch_body(state: _State) -> _State:
         # A stopped run (diverged, converged, early-stopped) keeps its state:
@@ -338,13 +327,50 @@ def _advance(
             history=history,
         )
 
+    return epoch_body
+
+
+def _advance(
+    loss_fn, optimizer, data, val_data, key, tol, config: _Config, state: _State, epochs: int
+) -> _State:
+    """Run ``epochs`` more epochs: ``lax.scan`` for a fixed count, ``lax.while_loop``
+    when ``tol``/``patience`` may stop the run first."""
+    body = _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config, state.prev_loss.dtype)
     if config.use_tol or config.patience is not None:
         stop_at = jnp.minimum(state.epoch + epochs, config.epochs)
         return lax.while_loop(
-            lambda s: (s.epoch < stop_at) & (s.status == Status.MAX_EPOCHS), epoch_body, state
+            lambda s: (s.epoch < stop_at) & (s.status == Status.MAX_EPOCHS), body, state
         )
-    final, _ = lax.scan(lambda s, _: (epoch_body(s), None), state, None, length=epochs)
+    final, _ = lax.scan(lambda s, _: (body(s), None), state, None, length=epochs)
     return final
+
+
+def _advance_until(
+    loss_fn,
+    optimizer,
+    data,
+    val_data,
+    key,
+    tol,
+    config: _Config,
+    state: _State,
+    stop_at,
+    *,
+    stop_when_stopped: bool,
+) -> _State:
+    """Run until the loop counter reaches ``stop_at`` (traced: one program for any
+    chunk length), and, with ``stop_when_stopped``, until the run stops.
+
+    The epochs computed are the same as ``_advance``'s (a scan is a while loop
+    in XLA), so chunked runs equal unchunked ones bit for bit.
+    """
+    body = _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config, state.prev_loss.dtype)
+
+    def cond(s: _State) -> jax.Array:
+        going = s.epoch < jnp.minimum(stop_at, config.epochs)
+        return going & (s.status == Status.MAX_EPOCHS) if stop_when_stopped else going
+
+    return lax.while_loop(cond, body, state)
 
 
 def _finish(state: _State, config: _Config) -> _Outcome:
@@ -387,12 +413,23 @@ def _fit_start(arrays: list[Any], static: _filtering.Static, config: _Config) ->
     return _initial_state(loss_fn, optimizer, params, data, val_data, config)
 
 
-@functools.partial(jax.jit, static_argnames=("static", "config", "epochs"))
+@functools.partial(jax.jit, static_argnames=("static", "config"))
 def _fit_advance(
-    arrays: list[Any], static: _filtering.Static, config: _Config, state: _State, epochs: int
+    arrays: list[Any], static: _filtering.Static, config: _Config, state: _State, stop_at
 ) -> _State:
     loss_fn, optimizer, _, data, val_data, key, tol = _filtering.combine(arrays, static)
-    return _advance(loss_fn, optimizer, data, val_data, key, tol, config, state, epochs)
+    return _advance_until(
+        loss_fn,
+        optimizer,
+        data,
+        val_data,
+        key,
+        tol,
+        config,
+        state,
+        stop_at,
+        stop_when_stopped=True,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -539,7 +576,7 @@ def fit(
             ``history.params`` (for plotting the path; memory grows with it).
         progress: show a tqdm bar (the ``progress`` extra). The run is then
             compiled as chunks of epochs; the result is the same, bit for bit.
-            Default: on when stderr is a terminal and epochs × rows ≥ 10⁷.
+            Default: on when stderr is a terminal and epochs × rows ≥ 10⁸.
 
     Returns:
         A ``FitResult``. A NaN/inf loss or parameter ends the run with
@@ -579,14 +616,10 @@ def fit(
 def _chunked(arrays: list[Any], static: _filtering.Static, config: _Config) -> _Outcome:
     """The same run as ``_fit_program``, compiled as chunks with a progress bar between."""
     bar = _progress.bar(config.epochs, "jgd.fit")
-    chunk = _progress.chunk_size(config.epochs)
     state = _fit_start(arrays, static, config)
-    done = 0
     try:
-        while done < config.epochs:
-            epochs = min(chunk, config.epochs - done)
-            state = _fit_advance(arrays, static, config, state, epochs)
-            done += epochs
+        for stop_at in _progress.chunks(config.epochs):
+            state = _fit_advance(arrays, static, config, state, jnp.asarray(stop_at, jnp.int32))
             status, epochs_run, loss = jax.device_get(
                 (state.status, state.epochs_run, state.prev_loss)
             )

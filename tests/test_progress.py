@@ -1,0 +1,105 @@
+import jax
+import numpy as np
+import pytest
+
+import jgd
+from jgd import _progress
+from tests.helpers import regression_problem
+
+DATA, VAL = jgd.data.split(regression_problem(n=80, d=3), (0.75, 0.25))
+LOSS = jgd.objective(jgd.models.linear(3), jgd.losses.mse)
+START = LOSS.model.init(None)
+
+
+def assert_same_bits(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"epochs": 73},
+        {"epochs": 73, "batch_size": 7, "key": jax.random.key(1), "record_every": 4},
+        {"epochs": 400, "val_data": VAL, "patience": 3, "tol": 1e-5},
+        {"epochs": 60, "record_params": True},
+    ],
+)
+def test_chunked_fit_equals_unchunked_bit_for_bit(kwargs, capsys):
+    plain = jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.05), progress=False, **kwargs)
+    chunked = jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.05), progress=True, **kwargs)
+    assert chunked.status == plain.status and chunked.epochs_run == plain.epochs_run
+    assert_same_bits(chunked.params, plain.params)
+    assert_same_bits(chunked.opt_state, plain.opt_state)
+    assert_same_bits(chunked.history, plain.history)
+    assert "jgd.fit" in capsys.readouterr().err  # the bar was drawn
+
+
+def test_chunked_fit_stops_at_divergence_like_unchunked():
+    kwargs = {"optimizer": jgd.gd(5.0), "epochs": 500}
+    plain = jgd.fit(LOSS, START, DATA, progress=False, **kwargs)
+    chunked = jgd.fit(LOSS, START, DATA, progress=True, **kwargs)
+    assert plain.status is chunked.status is jgd.Status.DIVERGED
+    assert chunked.diverged_at == plain.diverged_at
+    assert_same_bits(chunked.params, plain.params)
+    assert_same_bits(chunked.history, plain.history)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"epochs": 45},
+        {"epochs": 45, "batch_size": 16, "key": jax.random.key(2)},
+        {"epochs": 300, "val_data": VAL, "patience": 4},
+    ],
+)
+def test_chunked_sweep_equals_unchunked_bit_for_bit(kwargs, capsys):
+    grid = {"learning_rate": [0.01, 0.1, 2.0], "beta": [0.0, 0.9]}
+    plain = jgd.sweep(
+        LOSS, START, DATA, optimizer=jgd.momentum, grid=grid, progress=False, **kwargs
+    )
+    chunked = jgd.sweep(
+        LOSS, START, DATA, optimizer=jgd.momentum, grid=grid, progress=True, **kwargs
+    )
+    for field in (
+        "params",
+        "opt_state",
+        "history",
+        "final_loss",
+        "status",
+        "stop_epoch",
+        "diverged_at",
+    ):
+        assert_same_bits(getattr(chunked, field), getattr(plain, field))
+    err = capsys.readouterr().err
+    assert "jgd.sweep" in err and "running=" in err
+
+
+def test_progress_default_is_off_when_not_a_terminal():
+    assert _progress.wanted(None, 10**6, 10**6) is False  # pytest captures stderr
+    assert _progress.wanted(True, 1, 1) is True
+    assert _progress.wanted(False, 10**6, 10**6) is False
+
+
+def test_record_params_keeps_the_path():
+    result = jgd.fit(
+        LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=10, record_params=True, record_every=3
+    )
+    path = result.history.params
+    assert path["w"].shape == (4, 3) and path["b"].shape == (4,)
+    for i, epochs in enumerate([3, 6, 9, 10]):
+        alone = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=epochs)
+        np.testing.assert_array_equal(path["w"][i], alone.params["w"])
+    swept = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.05, 0.1]},
+        epochs=10,
+        record_params=True,
+    )
+    assert swept.history.params["w"].shape == (2, 10, 3)
+    np.testing.assert_allclose(
+        swept.member(0).history.params["w"][-1], result.params["w"], rtol=1e-6
+    )
