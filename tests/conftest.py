@@ -1,7 +1,11 @@
 """Strict JAX settings for the whole suite: implicit rank promotion is a bug."""
 
-import jax
-import pytest
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # plots are tested headless
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -1,0 +1,277 @@
+"""Plots of training runs and sweeps (optional extra ``plot``: matplotlib).
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot (no
+global state, no display needed) and, with ``save=PATH``, writes a PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+try:
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.figure import Figure
+except ImportError as error:  # pragma: no cover - exercised only without matplotlib
+    raise ImportError(
+        "jgd.plot needs matplotlib: pip install 'jgd[plot]' (or pip install matplotlib)."
+    ) from error
+
+from jgd.data import Dataset
+from jgd.sweeps import SweepResult
+from jgd.training import FitResult, Status
+
+__all__ = ["loss_curve", "loss_surface", "loss_vs_params", "sweep_curve"]
+
+
+def _finish(figure: Figure, save: str | os.PathLike[str] | None) -> Figure:
+    figure.tight_layout()
+    if save is not None:
+        folder = os.path.dirname(os.path.abspath(save))
+        os.makedirs(folder, exist_ok=True)
+        figure.savefig(save, dpi=120)
+    return figure
+
+
+def _scalar_names(params: Any) -> list[str]:
+    """'w[0]', 'w[1]', 'b', ... for every scalar in a params pytree (ravel order)."""
+    names = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        base = jax.tree_util.keystr(path).replace("['", "").replace("']", "")
+        size = int(np.size(leaf))
+        names += [base] if np.ndim(leaf) == 0 else [f"{base}[{i}]" for i in range(size)]
+    return names
+
+
+def loss_curve(
+    result: FitResult | SweepResult, *, log: bool = True, save: str | None = None
+) -> Figure:
+    """Training (and validation) loss by epoch.
+
+    A ``FitResult`` draws one training line and, with validation data, one
+    validation line. A ``SweepResult`` draws one line per member, coloured by
+    its learning rate when the sweep varied it.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd, jgd.plot
+        >>> data = jgd.Dataset(jnp.linspace(-1, 1, 8)[:, None], jnp.linspace(-1, 1, 8))
+        >>> loss_fn = jgd.objective(jgd.models.linear(1), jgd.losses.mse)
+        >>> result = jgd.fit(loss_fn, loss_fn.model.init(None), data,
+        ...                  optimizer=jgd.gd(0.1), epochs=5)
+        >>> len(jgd.plot.loss_curve(result).axes[0].lines)
+        1
+    """
+    figure = Figure(figsize=(6.4, 4.0))
+    axes = figure.add_subplot()
+    if isinstance(result, SweepResult):
+        epochs = np.asarray(result.history.epoch)
+        losses = np.asarray(result.history.loss)
+        rates = result.configs.get("learning_rate")
+        colour = None
+        if rates is not None:
+            rates = np.asarray(rates, float)
+            norm = LogNorm(rates.min(), rates.max()) if rates.min() > 0 else Normalize()
+            colour = ScalarMappable(norm=norm, cmap=colormaps["viridis"])
+            figure.colorbar(colour, ax=axes, label="learning rate")
+        for i in range(result.n_members):
+            kept = epochs[i] > 0
+            axes.plot(
+                epochs[i][kept],
+                losses[i][kept],
+                color=None if colour is None else colour.to_rgba(rates[i]),
+                linewidth=1,
+            )
+        axes.set_title(f"Training loss of {result.n_members} sweep members")
+    else:
+        history = result.history
+        axes.plot(np.asarray(history.epoch), np.asarray(history.loss), label="train")
+        if history.val_loss is not None:
+            axes.plot(np.asarray(history.epoch), np.asarray(history.val_loss), label="validation")
+        axes.legend()
+        axes.set_title(f"Loss by epoch ({result.status.name})")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss")
+    if log:
+        axes.set_yscale("log")
+    return _finish(figure, save)
+
+
+def loss_vs_params(result: FitResult, *, save: str | None = None) -> Figure:
+    """Loss against each scalar parameter over training, one panel per parameter.
+
+    Needs the run's parameter path: ``jgd.fit(..., record_params=True)``.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd, jgd.plot
+        >>> data = jgd.Dataset(jnp.linspace(-1, 1, 8)[:, None], jnp.linspace(-1, 1, 8))
+        >>> loss_fn = jgd.objective(jgd.models.linear(1), jgd.losses.mse)
+        >>> result = jgd.fit(loss_fn, loss_fn.model.init(None), data, optimizer=jgd.gd(0.1),
+        ...                  epochs=5, record_params=True)
+        >>> len(jgd.plot.loss_vs_params(result).axes)  # w[0] and b
+        2
+    """
+    path = _path(result)
+    names = _scalar_names(jax.tree.map(lambda a: a[0], path))
+    values = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(path))
+    losses = np.asarray(result.history.loss)
+    columns = min(len(names), 3)
+    rows = -(-len(names) // columns)
+    figure = Figure(figsize=(4.0 * columns, 3.2 * rows))
+    for i, name in enumerate(names):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        axes.plot(values[:, i], losses, marker=".", markersize=3)
+        axes.set_xlabel(name)
+        axes.set_ylabel("loss")
+    return _finish(figure, save)
+
+
+def _path(result: FitResult) -> Any:
+    if result.history.params is None:
+        raise ValueError(
+            "this result has no parameter path; fit with record_params=True to plot it."
+        )
+    return result.history.params
+
+
+def loss_surface(
+    loss_fn: Any,
+    params: Any,
+    data: Dataset,
+    *,
+    path: FitResult | None = None,
+    start: Any | None = None,
+    indices: tuple[int | str, int | str] | None = None,
+    span: float | None = None,
+    resolution: int = 60,
+    save: str | None = None,
+) -> Figure:
+    """Contours of the loss over two parameters, with the gradient-descent path on top.
+
+    The two axes are two entries of the flattened parameter vector
+    (``jax.flatten_util.ravel_pytree`` order; names like ``w[0]`` and ``b``);
+    the others stay at ``params`` (a 2-D slice).
+
+    Args:
+        loss_fn: ``loss_fn(params, batch)``.
+        params: where the slice is taken (e.g. the exact solution).
+        data: the data the loss is computed on.
+        path: a ``FitResult`` fitted with ``record_params=True``: its path is
+            drawn, the start and the end marked.
+        start: the params the run started from, drawn as the path's first
+            point (the history holds the params after each epoch).
+        indices: which two parameters span the plane, by position in the
+            flattened vector or by name (``("w[0]", "b")``); by default the
+            first weight and the bias when there is one, else the first two.
+        span: half-width of the window around ``params`` (default: enough to
+            hold the path, or 1).
+        resolution: grid points per axis.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd, jgd.plot
+        >>> data = jgd.Dataset(jnp.linspace(-1, 1, 8)[:, None], jnp.linspace(-1, 1, 8))
+        >>> loss_fn = jgd.objective(jgd.models.linear(1), jgd.losses.mse)
+        >>> exact = jgd.least_squares(data.X, data.y)
+        >>> figure = jgd.plot.loss_surface(loss_fn, exact, data, resolution=10)
+        >>> figure.axes[0].get_xlabel(), figure.axes[0].get_ylabel()
+        ('w[0]', 'b')
+    """
+    centre, unravel = ravel_pytree(params)
+    names = _scalar_names(params)
+    if indices is None:
+        weights = [k for k, name in enumerate(names) if name != "b"]
+        indices = (weights[0], names.index("b")) if "b" in names and weights else (0, 1)
+    i, j = (names.index(k) if isinstance(k, str) and k in names else k for k in indices)
+    valid = all(isinstance(k, int) and 0 <= k < centre.size for k in (i, j))
+    if centre.size < 2 or not valid or i == j:
+        raise ValueError(
+            f"indices must name two different parameters out of {names}, got {indices!r}."
+        )
+    points = None
+    if path is not None:
+        points = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(_path(path)))
+        if start is not None:
+            points = np.concatenate([np.asarray(ravel_pytree(start)[0])[None], points])
+    if span is None:
+        span = 1.0
+        if points is not None:
+            reach = float(np.abs(points[:, [i, j]] - np.asarray(centre)[[i, j]]).max())
+            span = max(1.15 * reach, 1e-3)
+    a = np.linspace(float(centre[i]) - span, float(centre[i]) + span, resolution)
+    b = np.linspace(float(centre[j]) - span, float(centre[j]) + span, resolution)
+    A, B = np.meshgrid(a, b)
+    grid = jnp.tile(centre, (A.size, 1))
+    grid = grid.at[:, i].set(A.ravel()).at[:, j].set(B.ravel())
+    values = jax.jit(jax.vmap(lambda flat: loss_fn(unravel(flat), data)))(grid)
+    Z = np.asarray(values).reshape(A.shape)
+    figure = Figure(figsize=(6.0, 5.0))
+    axes = figure.add_subplot()
+    positive = Z[np.isfinite(Z) & (Z > 0)]
+    finite = Z[np.isfinite(Z)]
+    if positive.size and positive.max() / positive.min() > 100:
+        levels = np.geomspace(positive.min(), positive.max(), 25)
+    else:
+        levels = np.linspace(finite.min(), finite.max(), 25)
+    contour = axes.contour(A, B, Z, levels=levels, cmap="viridis", linewidths=0.8)
+    figure.colorbar(contour, ax=axes, label="loss")
+    if points is not None:
+        axes.plot(
+            points[:, i], points[:, j], color="tab:red", marker=".", markersize=3, label="path"
+        )
+        axes.plot(points[0, i], points[0, j], "o", color="black", label="start")
+        axes.plot(points[-1, i], points[-1, j], "*", color="tab:orange", markersize=12, label="end")
+        axes.legend(loc="best")
+    axes.set_xlabel(names[i])
+    axes.set_ylabel(names[j])
+    axes.set_title("Loss surface and gradient-descent path")
+    return _finish(figure, save)
+
+
+def sweep_curve(result: SweepResult, *, save: str | None = None) -> Figure:
+    """Final loss against learning rate (log-log): diverged members marked, 2/L drawn.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd, jgd.plot
+        >>> data = jgd.Dataset(jnp.linspace(-1, 1, 8)[:, None], jnp.linspace(-1, 1, 8))
+        >>> loss_fn = jgd.objective(jgd.models.linear(1), jgd.losses.mse)
+        >>> result = jgd.sweep(loss_fn, loss_fn.model.init(None), data, optimizer=jgd.gd,
+        ...                    grid={"learning_rate": jnp.array([0.1, 1.0, 9.0])}, epochs=50)
+        >>> figure = jgd.plot.sweep_curve(result)
+        >>> [len(c.get_offsets()) for c in figure.axes[0].collections]  # finished, diverged
+        [2, 1]
+    """
+    if "learning_rate" not in result.configs:
+        raise ValueError("sweep_curve needs a sweep over 'learning_rate'.")
+    rates = np.asarray(result.configs["learning_rate"], float)
+    losses = np.asarray(result.final_loss, float)
+    diverged = np.asarray(result.status) == Status.DIVERGED
+    figure = Figure(figsize=(6.4, 4.0))
+    axes = figure.add_subplot()
+    finite = np.isfinite(losses) & ~diverged
+    axes.scatter(rates[~diverged], losses[~diverged], s=14, label="finished")
+    if diverged.any():
+        top = np.nanmax(losses[finite]) * 10 if finite.any() else 1.0
+        axes.scatter(
+            rates[diverged],
+            np.full(diverged.sum(), top),
+            marker="x",
+            color="tab:red",
+            label="diverged",
+        )
+    if result.lr_bound is not None and np.isfinite(result.lr_bound):
+        axes.axvline(
+            result.lr_bound, color="black", linestyle="--", label=f"2/L = {result.lr_bound:.3g}"
+        )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("final training loss")
+    axes.set_title("Learning-rate sweep")
+    axes.legend()
+    return _finish(figure, save)

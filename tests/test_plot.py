@@ -1,0 +1,123 @@
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jgd
+import jgd.plot
+from tests.helpers import hessian_top_eigenvalue, regression_problem
+
+DATA, VAL = jgd.data.split(regression_problem(n=60, d=2), (0.75, 0.25))
+LOSS = jgd.objective(jgd.models.linear(2), jgd.losses.mse)
+START = LOSS.model.init(None)
+
+
+@pytest.fixture(scope="module")
+def run():
+    return jgd.fit(
+        LOSS, START, DATA, optimizer=jgd.gd(0.1), epochs=25, val_data=VAL, record_params=True
+    )
+
+
+def test_loss_curve_draws_train_and_validation(run):
+    axes = jgd.plot.loss_curve(run).axes[0]
+    train, val = axes.lines
+    np.testing.assert_array_equal(train.get_xdata(), run.history.epoch)
+    np.testing.assert_allclose(train.get_ydata(), run.history.loss)
+    np.testing.assert_allclose(val.get_ydata(), run.history.val_loss)
+    assert axes.get_yscale() == "log"
+    assert jgd.plot.loss_curve(run, log=False).axes[0].get_yscale() == "linear"
+
+
+def test_loss_curve_of_a_sweep_draws_one_line_per_member():
+    sweep = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.01, 0.05, 0.1, 0.3]},
+        epochs=12,
+    )
+    figure = jgd.plot.loss_curve(sweep)
+    lines = figure.axes[0].lines
+    assert len(lines) == 4
+    np.testing.assert_allclose(lines[2].get_ydata(), sweep.history.loss[2])
+    colours = {tuple(line.get_color()) for line in lines}
+    assert len(colours) == 4  # coloured by learning rate
+    assert figure.axes[1].get_ylabel() == "learning rate"  # the colour bar
+
+
+def test_loss_vs_params_one_panel_per_scalar_parameter(run):
+    figure = jgd.plot.loss_vs_params(run)
+    assert [axes.get_xlabel() for axes in figure.axes] == ["b", "w[0]", "w[1]"]
+    line = figure.axes[2].lines[0]
+    np.testing.assert_allclose(line.get_xdata(), run.history.params["w"][:, 1])
+    np.testing.assert_allclose(line.get_ydata(), run.history.loss)
+
+
+def test_loss_vs_params_needs_the_path():
+    result = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(0.1), epochs=3)
+    with pytest.raises(ValueError, match="record_params=True"):
+        jgd.plot.loss_vs_params(result)
+
+
+def test_loss_surface_draws_the_path_from_start_to_end(run):
+    exact = jgd.least_squares(DATA.X, DATA.y)
+    figure = jgd.plot.loss_surface(LOSS, exact, DATA, path=run, start=START, resolution=15)
+    axes = figure.axes[0]
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("w[0]", "b")
+    path, start, end = axes.lines
+    assert len(path.get_xdata()) == run.epochs_run + 1  # start + every epoch
+    np.testing.assert_allclose(path.get_xdata()[1:], run.history.params["w"][:, 0])
+    np.testing.assert_allclose(path.get_ydata()[1:], run.history.params["b"])
+    assert (start.get_xdata()[0], start.get_ydata()[0]) == (0.0, 0.0)
+    np.testing.assert_allclose(end.get_xdata()[0], run.params["w"][0])
+    np.testing.assert_allclose(end.get_ydata()[0], run.params["b"])
+    assert len(axes.collections) >= 1  # the contours
+
+
+def test_loss_surface_contours_are_the_loss(run):
+    exact = jgd.least_squares(DATA.X, DATA.y)
+    figure = jgd.plot.loss_surface(
+        LOSS, exact, DATA, indices=("w[1]", "w[0]"), span=0.5, resolution=5
+    )
+    contour = figure.axes[0].collections[0]
+    levels = np.asarray(contour.levels)
+    minimum = float(LOSS(exact, DATA))
+    assert levels.min() >= minimum - 1e-6  # nothing below the exact minimum
+    corner = {"w": exact["w"] + jnp.array([0.5, 0.5]), "b": exact["b"]}
+    assert levels.max() <= float(LOSS(corner, DATA)) + 1e-4
+    with pytest.raises(ValueError, match="two different parameters"):
+        jgd.plot.loss_surface(LOSS, exact, DATA, indices=("b", "b"))
+
+
+def test_sweep_curve_marks_diverged_members_and_the_bound():
+    bound = 2 / hessian_top_eigenvalue(DATA.X)
+    rates = bound * np.array([0.1, 0.5, 0.9, 1.5, 3.0])
+    sweep = jgd.sweep(
+        LOSS, START, DATA, optimizer=jgd.gd, grid={"learning_rate": rates}, epochs=200
+    )
+    axes = jgd.plot.sweep_curve(sweep).axes[0]
+    finished, diverged = axes.collections
+    assert len(finished.get_offsets()) == 3 and len(diverged.get_offsets()) == 2
+    np.testing.assert_allclose(np.asarray(diverged.get_offsets())[:, 0], rates[3:], rtol=1e-6)
+    (bound_line,) = axes.lines
+    np.testing.assert_allclose(bound_line.get_xdata()[0], bound, rtol=1e-4)
+    assert axes.get_xscale() == axes.get_yscale() == "log"
+
+
+def test_save_writes_a_png(run, tmp_path):
+    target = tmp_path / "plots" / "loss.png"
+    jgd.plot.loss_curve(run, save=str(target))
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_import_without_matplotlib_says_how_to_install():
+    code = "import sys; sys.modules['matplotlib'] = None\ntry:\n import jgd.plot\nexcept ImportError as e:\n print(e)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "pip install 'jgd[plot]'" in out
