@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots are tested headless
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

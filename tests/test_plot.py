@@ -1,7 +1,6 @@
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -116,7 +115,10 @@ def test_save_writes_a_png(run, tmp_path):
 
 
 def test_import_without_matplotlib_says_how_to_install():
-    code = "import sys; sys.modules['matplotlib'] = None\ntry:\n import jgd.plot\nexcept ImportError as e:\n print(e)"
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "try:\n import jgd.plot\nexcept ImportError as e:\n print(e)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
