@@ -10,6 +10,7 @@ from jgd.data import Dataset
 from jgd.exact import least_squares
 from jgd.losses import objective
 from jgd.optimizers import gd, momentum, nesterov
+from jgd.serialization import load, save
 from jgd.sweeps import SweepResult, sweep
 from jgd.training import FitResult, History, Status, fit
 
@@ -28,6 +29,7 @@ __all__ = [
     "fit",
     "gd",
     "least_squares",
+    "load",
     "losses",
     "lr_bound",
     "models",
@@ -35,5 +37,6 @@ __all__ = [
     "nesterov",
     "objective",
     "problems",
+    "save",
     "sweep",
 ]
