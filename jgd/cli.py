@@ -1,16 +1,417 @@
-"""The ``jgd`` command line."""
+"""The ``jgd`` command line: ``demo``, ``fit``, ``sweep``, ``predict``, ``compare``, ``bench``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+_MODELS = ("linear", "logistic", "mlp")
+_OPTIMIZERS = ("gd", "momentum", "nesterov", "adam")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr (exit 2), without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"expected a comma-separated list, got {text!r}.")
+    return items
+
+
+def _numbers(text: str, name: str, kind: type = float) -> list[Any]:
+    try:
+        return [kind(item) for item in _csv_list(text) or []]
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, got {text!r}.") from None
+
+
+def _learning_rate(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number or 'auto', got {text!r}"
+        ) from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number or 'auto', got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--csv", required=True, help="CSV file with a header line")
+    parser.add_argument("--target", required=True, help="column to predict")
+    parser.add_argument("--features", help="comma-separated feature columns (default: all others)")
+    parser.add_argument(
+        "--missing",
+        choices=("error", "drop", "ffill"),
+        default="error",
+        help="empty/NA cells: error (default), drop the row, or forward-fill",
+    )
+    parser.add_argument(
+        "--val-frac",
+        type=_fraction,
+        default=0.2,
+        help="fraction of rows held out for validation (default 0.2)",
+    )
+    parser.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="shuffle rows (with --seed) before splitting; default keeps file order",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for init/shuffling (default 0)")
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", choices=_MODELS, default="linear")
+    parser.add_argument("--hidden", default="64,64", help="MLP hidden widths (default 64,64)")
+    parser.add_argument("--epochs", type=_positive_int, default=500)
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="mini-batch size (default: full batch)",
+    )
+    parser.add_argument("--l2", type=float, default=0.0, help="ridge strength on the weights")
+
+
+def _prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """Load, split and standardize the CSV; build the model and objective."""
+    import jax
+
+    import jgd
+
+    features = _csv_list(args.features)
+    if features is None:
+        features = [c for c in jgd.data.csv_columns(args.csv) if c != args.target]
+    data = jgd.data.load_csv(args.csv, args.target, features, missing=args.missing)
+    key = jax.random.key(args.seed) if args.shuffle else None
+    if data.n_rows < 2:
+        raise ValueError(f"{args.csv} has {data.n_rows} usable row(s); need at least 2.")
+    train, val = jgd.data.split(data, (1 - args.val_frac, args.val_frac), key=key)
+    train, val, stats = jgd.data.standardize(train, val)
+    if args.model == "logistic":
+        labels = np.unique(np.asarray(data.y))
+        if not set(labels.tolist()) <= {0.0, 1.0}:
+            raise ValueError(
+                f"--model logistic needs 0/1 targets; column {args.target!r} has values "
+                f"{labels[:5].tolist()}{'...' if labels.size > 5 else ''}."
+            )
+        loss, model = jgd.losses.binary_cross_entropy, jgd.models.logistic(len(features))
+    elif args.model == "mlp":
+        hidden = _numbers(args.hidden, "--hidden", int)
+        loss, model = jgd.losses.mse, jgd.models.mlp([len(features), *hidden, 1])
+    else:
+        loss, model = jgd.losses.mse, jgd.models.linear(len(features))
+    if args.l2 < 0 or not np.isfinite(args.l2):
+        raise ValueError(f"--l2 must be a finite number >= 0, got {args.l2}.")
+    loss_fn = jgd.objective(model, loss, l2=args.l2)
+    params = model.init(jax.random.key(args.seed))
+    return {
+        "features": features,
+        "train": train,
+        "val": val,
+        "stats": stats,
+        "model": model,
+        "loss_fn": loss_fn,
+        "params": params,
+        "hidden": _numbers(args.hidden, "--hidden", int) if args.model == "mlp" else [],
+    }
+
+
+def _optimizer(name: str, learning_rate: float, beta: float) -> Any:
+    import optax
+
+    import jgd
+
+    if name == "adam":
+        return optax.adam(learning_rate)
+    if name == "gd":
+        return jgd.gd(learning_rate)
+    return {"momentum": jgd.momentum, "nesterov": jgd.nesterov}[name](learning_rate, beta)
+
+
+def _metrics(setup: dict[str, Any], params: Any, model_kind: str) -> dict[str, float]:
+    import jax.numpy as jnp
+
+    out = {}
+    for name in ("train", "val"):
+        data = setup[name]
+        out[f"{name}_loss"] = float(setup["loss_fn"](params, data))
+        prediction = setup["model"].apply(params, data.X)
+        if model_kind == "logistic":
+            out[f"{name}_accuracy"] = float(jnp.mean((prediction > 0) == (data.y > 0.5)))
+        else:
+            out[f"{name}_rmse"] = float(jnp.sqrt(jnp.mean((prediction - data.y) ** 2)))
+    return out
+
+
+def _trace_rows(history: Any, limit: int = 12) -> list[tuple]:
+    count = len(history.epoch)
+    picks = sorted(
+        {0, count - 1, *np.unique(np.geomspace(1, max(count, 1), limit).astype(int) - 1)}
+    )
+    return [
+        (
+            int(history.epoch[i]),
+            float(history.loss[i]),
+            float(history.val_loss[i]) if history.val_loss is not None else float("nan"),
+        )
+        for i in picks
+        if 0 <= i < count
+    ]
+
+
+def _plots_wanted(plot_dir: str | None) -> Any:
+    if plot_dir is None:
+        return None
+    try:
+        import jgd.plot
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+    os.makedirs(plot_dir, exist_ok=True)
+    return jgd.plot
+
+
+# ----------------------------------------------------------------- commands
 
 
 def _demo(args: argparse.Namespace) -> int:
     from jgd import _demo
 
     return _demo.run(args.out)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import jgd
+    from jgd._text import ascii_chart, table
+
+    setup = _prepare(args)
+    learning_rate = args.lr
+    bound = jgd.lr_bound(setup["loss_fn"], setup["params"], setup["train"])
+    if learning_rate == "auto":
+        learning_rate = 1e-2 if args.optimizer == "adam" else 0.9 * bound
+    plot = _plots_wanted(args.plot_dir)
+    result = jgd.fit(
+        setup["loss_fn"],
+        setup["params"],
+        setup["train"],
+        optimizer=_optimizer(args.optimizer, learning_rate, args.beta),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        key=jax_key(args.seed) if args.batch_size else None,
+        val_data=setup["val"],
+        tol=args.tol,
+        patience=args.patience,
+        record_params=plot is not None and args.model != "mlp",
+    )
+    metrics = _metrics(setup, result.params, args.model)
+    saved = plots = None
+    if args.save:
+        jgd.save(
+            args.save,
+            result.params,
+            model=args.model,
+            hidden=setup["hidden"],
+            features=setup["features"],
+            target=args.target,
+            mean=setup["stats"].mean,
+            scale=setup["stats"].scale,
+        )
+        saved = args.save
+    if plot is not None:
+        plots = [os.path.join(args.plot_dir, "loss_curve.png")]
+        plot.loss_curve(result, save=plots[0])
+        if result.history.params is not None:
+            plots.append(os.path.join(args.plot_dir, "loss_vs_params.png"))
+            plot.loss_vs_params(result, save=plots[1])
+    summary = {
+        "status": result.status.name,
+        "epochs_run": result.epochs_run,
+        "diverged_at": result.diverged_at,
+        "learning_rate": float(learning_rate),
+        "lr_bound": bound,
+        **metrics,
+        "params": {k: np.asarray(v).tolist() for k, v in _flat_params(result.params).items()},
+        "saved": saved,
+        "plots": plots,
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(
+        f"{args.model} model, {len(setup['features'])} features "
+        f"({', '.join(setup['features'])}) -> {args.target}; "
+        f"{setup['train'].n_rows} train / {setup['val'].n_rows} validation rows"
+    )
+    print(
+        f"{args.optimizer}, lr={learning_rate:.4g} (plain-GD bound 2/L = {bound:.4g}), "
+        f"{'full batch' if not args.batch_size else f'batch {args.batch_size}'}\n"
+    )
+    print(table(["epoch", "train loss", "val loss"], _trace_rows(result.history)))
+    print()
+    print(ascii_chart(np.asarray(result.history.loss)))
+    print()
+    print(table(["metric", "value"], [(k, v) for k, v in metrics.items()]))
+    print(
+        f"\nstatus: {result.status.name} after {result.epochs_run} epochs"
+        + (f" (diverged at epoch {result.diverged_at})" if result.diverged_at else "")
+    )
+    if saved:
+        print(f"saved model to {saved}")
+    for path in plots or []:
+        print(f"wrote {path}")
+    return 0
+
+
+def jax_key(seed: int) -> Any:
+    import jax
+
+    return jax.random.key(seed)
+
+
+def _flat_params(params: Any) -> dict[str, Any]:
+    import jax
+
+    return {
+        jax.tree_util.keystr(path): leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import jgd
+
+    if not (0 < args.lr_min < args.lr_max) or not np.isfinite(args.lr_max):
+        raise ValueError(f"need 0 < --lr-min < --lr-max, got {args.lr_min} and {args.lr_max}.")
+    setup = _prepare(args)
+    grid = {"learning_rate": np.geomspace(args.lr_min, args.lr_max, args.num)}
+    factory = jgd.gd
+    if args.momentum is not None:
+        grid["beta"] = np.asarray(_numbers(args.momentum, "--momentum"), float)
+        factory = jgd.momentum
+    if args.l2_grid is not None:
+        grid["l2"] = np.asarray(_numbers(args.l2_grid, "--l2-grid"), float)
+    plot = _plots_wanted(args.plot_dir)
+    result = jgd.sweep(
+        setup["loss_fn"],
+        setup["params"],
+        setup["train"],
+        optimizer=factory,
+        grid=grid,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        key=jax_key(args.seed) if args.batch_size else None,
+        val_data=setup["val"],
+        tol=args.tol,
+    )
+    best = result.best()
+    plots = None
+    if plot is not None:
+        plots = [
+            os.path.join(args.plot_dir, "sweep_curve.png"),
+            os.path.join(args.plot_dir, "sweep_loss_curves.png"),
+        ]
+        plot.sweep_curve(result, save=plots[0])
+        plot.loss_curve(result, save=plots[1])
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "members": result.n_members,
+                    "status_counts": result.status_counts(),
+                    "best": {
+                        "index": best.index,
+                        "config": best.config,
+                        "final_val_loss": float(result.final_val_loss[best.index]),
+                    },
+                    "lr_bound": result.lr_bound,
+                    "configs": {k: np.asarray(v).tolist() for k, v in result.configs.items()},
+                    "final_loss": np.asarray(result.final_loss).tolist(),
+                    "final_val_loss": np.asarray(result.final_val_loss).tolist(),
+                    "status": [jgd.Status(int(s)).name for s in np.asarray(result.status)],
+                    "plots": plots,
+                }
+            )
+        )
+        return 0
+    print(result.table(max_rows=args.show))
+    config = ", ".join(f"{k}={v:.4g}" for k, v in best.config.items())
+    print(f"\nbest (lowest validation loss): member {best.index}: {config}")
+    for path in plots or []:
+        print(f"wrote {path}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    import jgd
+    from jgd._io import atomic_write
+
+    saved = jgd.load(args.params)
+    meta = saved.metadata
+    for field in ("model", "features", "mean", "scale"):
+        if field not in meta:
+            raise ValueError(f"{args.params} was not written by 'jgd fit --save' (no {field!r}).")
+    features = meta["features"]
+    X = jgd.data.load_features(args.csv, features, missing=args.missing)
+    X = jgd.data.Standardization(meta["mean"], meta["scale"]).transform(X)
+    if meta["model"] == "mlp":
+        model = jgd.models.mlp([len(features), *meta["hidden"], 1])
+    else:
+        model = jgd.models.linear(len(features))
+    output = np.asarray(model.apply(saved.params, X))
+    if meta["model"] == "logistic":
+        probability = np.asarray(jax.nn.sigmoid(jnp.asarray(output)))
+        lines = ["probability,class", *(f"{p:.6g},{int(p > 0.5)}" for p in probability)]
+    else:
+        lines = [f"prediction_{meta.get('target', 'y')}", *(f"{v:.6g}" for v in output)]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        atomic_write(args.out, lambda handle: handle.write(text.encode()))
+        print(f"wrote {len(lines) - 1} predictions to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -32,17 +433,77 @@ def _bench(args: argparse.Namespace) -> int:
     return bench.command(args)
 
 
+# ------------------------------------------------------------------ parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jgd", description="Gradient descent compiled with JAX.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="jgd", description="Gradient descent compiled with JAX.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
     demo = commands.add_parser(
         "demo",
         help="the whole story on the bundled Seattle weather data",
-        description="Train linear regression by gradient descent on the bundled Seattle weather "
-        "data and compare it with the exact least-squares answer.",
+        description="Batch, stochastic and mini-batch gradient descent on the bundled Seattle "
+        "weather data, checked against the exact least-squares answer, a learning-rate sweep "
+        "with the divergence bound, and plots (with matplotlib).",
     )
     demo.add_argument("--out", default="jgd-demo", help="folder for plots (default ./jgd-demo)")
     demo.set_defaults(handler=_demo)
+
+    fit = commands.add_parser(
+        "fit",
+        help="train a model on a CSV file",
+        description="Train a linear, logistic or MLP model on a CSV file by gradient descent "
+        "and print the epoch trace, final metrics and the status.",
+    )
+    _add_data_arguments(fit)
+    _add_training_arguments(fit)
+    fit.add_argument("--optimizer", choices=_OPTIMIZERS, default="gd")
+    fit.add_argument(
+        "--lr",
+        type=_learning_rate,
+        default="auto",
+        help="learning rate, or 'auto' = 0.9 x the plain-GD bound 2/L (default)",
+    )
+    fit.add_argument("--beta", type=float, default=0.9, help="momentum (default 0.9)")
+    fit.add_argument("--tol", type=float, default=None, help="stop when the loss changes by less")
+    fit.add_argument(
+        "--patience", type=_positive_int, default=None, help="early stopping on the validation loss"
+    )
+    fit.add_argument("--save", metavar="PARAMS.npz", help="save the model for 'jgd predict'")
+    fit.add_argument("--plot-dir", metavar="DIR", help="write PNG plots there (needs matplotlib)")
+    fit.add_argument("--json", action="store_true", help="print one JSON object instead")
+    fit.set_defaults(handler=_fit)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train many learning rates at once",
+        description="Sweep log-spaced learning rates (and momentum / l2 values) in one compiled "
+        "program; print the ranked table, status counts, the best configuration and 2/L.",
+    )
+    _add_data_arguments(sweep)
+    _add_training_arguments(sweep)
+    sweep.add_argument("--lr-min", type=float, required=True)
+    sweep.add_argument("--lr-max", type=float, required=True)
+    sweep.add_argument("--num", type=_positive_int, default=16, help="learning rates (default 16)")
+    sweep.add_argument("--momentum", help="comma-separated momentum values, e.g. 0,0.9")
+    sweep.add_argument("--l2-grid", help="comma-separated l2 values to sweep")
+    sweep.add_argument("--tol", type=float, default=None)
+    sweep.add_argument("--show", type=_positive_int, default=20, help="table rows (default 20)")
+    sweep.add_argument("--plot-dir", metavar="DIR")
+    sweep.add_argument("--json", action="store_true")
+    sweep.set_defaults(handler=_sweep)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict with a model saved by 'jgd fit --save'",
+        description="Apply a saved model (and its stored standardization) to a CSV file.",
+    )
+    predict.add_argument("--params", required=True, metavar="PARAMS.npz")
+    predict.add_argument("--csv", required=True)
+    predict.add_argument("--missing", choices=("error", "drop", "ffill"), default="error")
+    predict.add_argument("--out", help="write the predictions to this CSV file")
+    predict.set_defaults(handler=_predict)
 
     compare = commands.add_parser(
         "compare",
@@ -50,8 +511,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run gd/momentum/nesterov and their optax twins on every built-in problem "
         "and print the largest parameter difference; exits 1 if any pair fails.",
     )
-    compare.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100)")
-    compare.add_argument("--batch-size", type=int, default=None, help="mini-batch size")
+    compare.add_argument("--epochs", type=_positive_int, default=100)
+    compare.add_argument("--batch-size", type=_positive_int, default=None)
     compare.set_defaults(handler=_compare)
 
     from jgd import bench
@@ -60,6 +521,7 @@ def _parser() -> argparse.ArgumentParser:
         "bench",
         help="time the standard workloads against optax, NumPy and PyTorch",
         description=bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_arguments(bench_parser)
     bench_parser.set_defaults(handler=_bench)
@@ -76,9 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         # User mistakes get one line, not a traceback.
-        print(f"jgd {args.command}: error: {error}", file=sys.stderr)
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"jgd {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

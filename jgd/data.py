@@ -162,7 +162,7 @@ def _parse_cell(text: str, path: str, line: int, column: str) -> float:
     except ValueError:
         raise ValueError(
             f"{path}, line {line}, column {column!r}: cannot read {text!r} as a number. "
-            f"Choose numeric columns with features=[...]."
+            f"Choose numeric columns with features=[...] (--features on the command line)."
         ) from None
     if math.isnan(value):
         return math.nan
@@ -201,14 +201,7 @@ def load_csv(
     if missing not in _MISSING_MODES:
         raise ValueError(f"missing must be one of {_MISSING_MODES}, got {missing!r}.")
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"CSV file not found: {path!r}.")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        raise ValueError(f"{path} is empty: expected a header line naming the columns.")
-    header = [name.strip() for name in rows[0]]
+    header, rows = _read_rows(path)
     if target not in header:
         raise ValueError(f"{path}: target column {target!r} not found; columns are {header}.")
     if features is None:
@@ -216,18 +209,57 @@ def load_csv(
     features = list(features)
     if not features:
         raise ValueError(f"{path}: no feature columns; name them with features=[...].")
-    for name in features:
-        if name not in header:
-            raise ValueError(f"{path}: feature column {name!r} not found; columns are {header}.")
     if target in features:
         raise ValueError(f"{path}: the target {target!r} is also listed as a feature.")
-    if len(rows) == 1:
+    values = _numeric_columns(path, header, rows, [*features, target], missing)
+    dtype = _default_float()
+    return Dataset(jnp.asarray(values[:, :-1], dtype), jnp.asarray(values[:, -1], dtype))
+
+
+def csv_columns(path: str | os.PathLike[str]) -> list[str]:
+    """The column names in a CSV file's header line."""
+    return _read_rows(os.fspath(path), need_rows=False)[0]
+
+
+def load_features(
+    path: str | os.PathLike[str], features: Sequence[str], missing: str = "error"
+) -> jax.Array:
+    """Read only the named feature columns of a CSV (no target needed), e.g. to predict.
+
+    Same parsing and ``missing`` handling as ``load_csv``.
+    """
+    if missing not in _MISSING_MODES:
+        raise ValueError(f"missing must be one of {_MISSING_MODES}, got {missing!r}.")
+    path = os.fspath(path)
+    if not features:
+        raise ValueError(f"{path}: no feature columns to read.")
+    header, rows = _read_rows(path)
+    values = _numeric_columns(path, header, rows, list(features), missing)
+    return jnp.asarray(values, _default_float())
+
+
+def _read_rows(path: str, need_rows: bool = True) -> tuple[list[str], list[list[str]]]:
+    if not os.path.isfile(path):
+        raise ValueError(f"CSV file not found: {path!r}.")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ValueError(f"{path} is empty: expected a header line naming the columns.")
+    if need_rows and len(rows) == 1:
         raise ValueError(f"{path} has a header but no data rows.")
-    columns = [header.index(name) for name in (*features, target)]
-    names = [*features, target]
-    values = np.empty((len(rows) - 1, len(columns)))
+    return [name.strip() for name in rows[0]], rows[1:]
+
+
+def _numeric_columns(
+    path: str, header: list[str], rows: list[list[str]], names: list[str], missing: str
+) -> np.ndarray:
+    for name in names:
+        if name not in header:
+            raise ValueError(f"{path}: column {name!r} not found; columns are {header}.")
+    columns = [header.index(name) for name in names]
+    values = np.empty((len(rows), len(columns)))
     lines = []
-    for i, row in enumerate(rows[1:]):
+    for i, row in enumerate(rows):
         line = i + 2
         lines.append(line)
         if len(row) != len(header):
@@ -236,9 +268,7 @@ def load_csv(
             )
         for j, (column, name) in enumerate(zip(columns, names)):
             values[i, j] = _parse_cell(row[column], path, line, name)
-    values = _handle_missing(values, missing, path, names, lines)
-    dtype = _default_float()
-    return Dataset(jnp.asarray(values[:, :-1], dtype), jnp.asarray(values[:, -1], dtype))
+    return _handle_missing(values, missing, path, names, lines)
 
 
 def _handle_missing(

@@ -103,10 +103,20 @@ def loss_curve(
     return _finish(figure, save)
 
 
-def loss_vs_params(result: FitResult, *, save: str | None = None) -> Figure:
+def loss_vs_params(
+    result: FitResult,
+    loss_fn: Any | None = None,
+    data: Dataset | None = None,
+    *,
+    save: str | None = None,
+) -> Figure:
     """Loss against each scalar parameter over training, one panel per parameter.
 
-    Needs the run's parameter path: ``jgd.fit(..., record_params=True)``.
+    Needs the run's parameter path: ``jgd.fit(..., record_params=True)``. With
+    ``loss_fn`` and ``data`` the loss is evaluated at every recorded point.
+    Without them the history is used: ``history.loss[e + 1]`` is the loss at
+    the params recorded after epoch ``e`` (exact for full-batch runs recorded
+    every epoch; for mini-batches it is the next epoch's mean batch loss).
 
     Example:
         >>> import jax.numpy as jnp, jgd, jgd.plot
@@ -120,7 +130,12 @@ def loss_vs_params(result: FitResult, *, save: str | None = None) -> Figure:
     path = _path(result)
     names = _scalar_names(jax.tree.map(lambda a: a[0], path))
     values = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(path))
-    losses = np.asarray(result.history.loss)
+    if loss_fn is not None and data is not None:
+        losses = np.asarray(jax.jit(jax.vmap(lambda p: loss_fn(p, data)))(path))
+    else:
+        # The loss measured in epoch e+1 is the loss at the params after epoch e.
+        losses = np.asarray(result.history.loss)[1:]
+        values = values[:-1]
     columns = min(len(names), 3)
     rows = -(-len(names) // columns)
     figure = Figure(figsize=(4.0 * columns, 3.2 * rows))

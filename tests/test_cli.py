@@ -1,21 +1,30 @@
+import json
 import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import jgd
 import jgd.cli
 
+WEATHER = jgd.datasets.seattle_weather_path()
 
-def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-m", "jgd", "demo", "--out", str(tmp_path / "demo")],
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "jgd", *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        cwd=cwd,
     )
+
+
+def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
+    run = run_cli("demo", "--out", str(tmp_path / "demo"))
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert "epoch" in out and "train MSE" in out and "val MSE" in out
@@ -32,16 +41,279 @@ def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
     rmse = dict(re.findall(r"^\s*(gradient descent|least squares)\s+([0-9.]+)\s*$", out, re.M))
     assert 1.0 < float(rmse["least squares"]) < 5.0  # °C
     assert abs(float(rmse["gradient descent"]) - float(rmse["least squares"])) < 0.01
+    for method in ("batch (all rows)", "mini-batch (32 rows)", "stochastic (1 row)"):
+        assert method in out
+    assert "converges" in out and "crawls" in out and "diverges" in out and "2/L =" in out
+    plots = re.findall(r"^wrote (\S+\.png)$", out, re.M)
+    assert len(plots) == 5
+    for path in plots:
+        with open(path, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_weights_printed_are_the_least_squares_ones(capsys):
-    assert jgd.cli.main(["demo"]) == 0
+def test_demo_weights_printed_are_the_least_squares_ones(capsys, tmp_path):
+    assert jgd.cli.main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     train, _, _ = jgd.data.split(jgd.datasets.seattle_weather())
     train, _ = jgd.data.standardize(train)
     exact = jgd.least_squares(train.X, train.y)
     printed = float(re.search(r"^\s*temp_max\s+\S+\s+(\S+)", out, re.M).group(1))
     np.testing.assert_allclose(printed, exact["w"][0], rtol=1e-4)
+    bound = float(re.search(r"2/L = ([0-9]+\.[0-9]+)", out).group(1))
+    np.testing.assert_allclose(
+        bound,
+        jgd.lr_bound(jgd.objective(jgd.models.linear(3)), jgd.models.linear(3).init(None), train),
+        rtol=1e-3,
+    )
+
+
+def test_fit_json_save_and_predict(tmp_path):
+    model = tmp_path / "model.npz"
+    run = run_cli(
+        "fit",
+        "--csv",
+        WEATHER,
+        "--target",
+        "temp_max",
+        "--features",
+        "temp_min,precipitation",
+        "--epochs",
+        "300",
+        "--save",
+        str(model),
+        "--json",
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["status"] == "MAX_EPOCHS" and report["epochs_run"] == 300
+    assert 0 < report["learning_rate"] < report["lr_bound"]
+    data = jgd.data.load_csv(WEATHER, "temp_max", ["temp_min", "precipitation"])
+    train, _ = jgd.data.split(data, (0.8, 0.2))
+    train_s, stats = jgd.data.standardize(train)
+    exact = jgd.least_squares(train_s.X, train_s.y)
+    np.testing.assert_allclose(report["params"]["['w']"], exact["w"], rtol=1e-3, atol=1e-3)
+    # predict reads the same CSV (the target column is ignored) with the stored statistics.
+    predicted = run_cli("predict", "--params", str(model), "--csv", WEATHER)
+    assert predicted.returncode == 0, predicted.stderr
+    lines = predicted.stdout.strip().splitlines()
+    assert lines[0] == "prediction_temp_max" and len(lines) == 1 + data.n_rows
+    values = np.array([float(v) for v in lines[1:]])
+    expected = np.asarray(stats.transform(data.X) @ exact["w"] + exact["b"])
+    np.testing.assert_allclose(values, expected, atol=1e-2)
+
+
+def test_fit_prints_trace_metrics_and_plots(tmp_path):
+    run = run_cli(
+        "fit",
+        "--csv",
+        WEATHER,
+        "--target",
+        "temp_max",
+        "--features",
+        "temp_min,precipitation",
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "50",
+        "--batch-size",
+        "64",
+        "--plot-dir",
+        str(tmp_path / "plots"),
+    )
+    assert run.returncode == 0, run.stderr
+    for text in (
+        "train loss",
+        "val loss",
+        "train_rmse",
+        "val_rmse",
+        "status: MAX_EPOCHS",
+        "batch 64",
+    ):
+        assert text in run.stdout
+    assert (tmp_path / "plots" / "loss_curve.png").exists()
+    assert (tmp_path / "plots" / "loss_vs_params.png").exists()
+
+
+def test_fit_logistic_and_mlp(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    label = (x[:, 0] + x[:, 1] > 0).astype(int)
+    path = tmp_path / "two_class.csv"
+    path.write_text("a,b,label\n" + "\n".join(f"{p},{q},{c}" for (p, q), c in zip(x, label)))
+    run = run_cli(
+        "fit",
+        "--csv",
+        str(path),
+        "--target",
+        "label",
+        "--model",
+        "logistic",
+        "--epochs",
+        "300",
+        "--shuffle",
+        "--json",
+        "--save",
+        str(tmp_path / "m.npz"),
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["val_accuracy"] > 0.9
+    predicted = run_cli(
+        "predict",
+        "--params",
+        str(tmp_path / "m.npz"),
+        "--csv",
+        str(path),
+        "--out",
+        str(tmp_path / "p.csv"),
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    rows = (tmp_path / "p.csv").read_text().strip().splitlines()
+    assert rows[0] == "probability,class"
+    accuracy = np.mean([int(r.split(",")[1]) == c for r, c in zip(rows[1:], label)])
+    assert accuracy > 0.9
+    mlp = run_cli(
+        "fit",
+        "--csv",
+        str(path),
+        "--target",
+        "a",
+        "--features",
+        "b",
+        "--model",
+        "mlp",
+        "--hidden",
+        "8",
+        "--optimizer",
+        "adam",
+        "--epochs",
+        "20",
+        "--json",
+    )
+    assert mlp.returncode == 0, mlp.stderr
+
+
+def test_sweep_prints_table_counts_best_and_bound():
+    run = run_cli(
+        "sweep",
+        "--csv",
+        WEATHER,
+        "--target",
+        "temp_max",
+        "--features",
+        "temp_min,precipitation",
+        "--lr-min",
+        "0.01",
+        "--lr-max",
+        "3",
+        "--num",
+        "6",
+        "--momentum",
+        "0,0.9",
+        "--epochs",
+        "200",
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "12 members" in out and "DIVERGED" in out and "2/L =" in out
+    assert re.search(r"best \(lowest validation loss\): member \d+: learning_rate=", out)
+
+
+def test_sweep_json():
+    run = run_cli(
+        "sweep",
+        "--csv",
+        WEATHER,
+        "--target",
+        "temp_max",
+        "--features",
+        "temp_min",
+        "--lr-min",
+        "0.01",
+        "--lr-max",
+        "0.5",
+        "--num",
+        "4",
+        "--epochs",
+        "50",
+        "--json",
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["members"] == 4 and len(report["final_loss"]) == 4
+    assert report["best"]["index"] in range(4)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--csv", "missing.csv", "--target", "y"], "CSV file not found"),
+        (["fit", "--csv", WEATHER, "--target", "nope"], "target column 'nope' not found"),
+        (["fit", "--csv", WEATHER, "--target", "temp_max"], "cannot read '2012/01/01' as a number"),
+        (
+            ["fit", "--csv", WEATHER, "--target", "temp_max", "--features", "wind", "--lr", "-1"],
+            "--lr",
+        ),
+        (
+            [
+                "fit",
+                "--csv",
+                WEATHER,
+                "--target",
+                "temp_max",
+                "--features",
+                "wind",
+                "--epochs",
+                "x",
+            ],
+            "--epochs",
+        ),
+        (
+            [
+                "fit",
+                "--csv",
+                WEATHER,
+                "--target",
+                "temp_max",
+                "--features",
+                "wind",
+                "--model",
+                "logistic",
+            ],
+            "0/1 targets",
+        ),
+        (
+            [
+                "sweep",
+                "--csv",
+                WEATHER,
+                "--target",
+                "temp_max",
+                "--features",
+                "wind",
+                "--lr-min",
+                "1",
+                "--lr-max",
+                "0.1",
+            ],
+            "lr-min",
+        ),
+        (["predict", "--params", "missing.npz", "--csv", WEATHER], "no such file"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_a_nonzero_exit(args, message):
+    run = run_cli(*args)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert message in lines[0] and "Traceback" not in run.stderr
+
+
+def test_every_command_has_help():
+    for command in ("demo", "fit", "sweep", "predict", "compare", "bench"):
+        run = run_cli(command, "--help")
+        assert run.returncode == 0 and "usage: jgd " + command in run.stdout
 
 
 def test_cli_without_command_prints_help(capsys):

@@ -53,8 +53,17 @@ def test_loss_vs_params_one_panel_per_scalar_parameter(run):
     figure = jgd.plot.loss_vs_params(run)
     assert [axes.get_xlabel() for axes in figure.axes] == ["b", "w[0]", "w[1]"]
     line = figure.axes[2].lines[0]
-    np.testing.assert_allclose(line.get_xdata(), run.history.params["w"][:, 1])
-    np.testing.assert_allclose(line.get_ydata(), run.history.loss)
+    # loss[e+1] was measured at the params recorded after epoch e.
+    np.testing.assert_allclose(line.get_xdata(), run.history.params["w"][:-1, 1])
+    np.testing.assert_allclose(line.get_ydata(), run.history.loss[1:])
+    exact = jgd.plot.loss_vs_params(run, LOSS, DATA).axes[0].lines[0]
+    np.testing.assert_allclose(exact.get_xdata(), run.history.params["b"])
+    expected = [
+        float(LOSS({"w": w, "b": b}, DATA))
+        for w, b in zip(run.history.params["w"], run.history.params["b"])
+    ]
+    np.testing.assert_allclose(exact.get_ydata(), expected, rtol=1e-5)
+    np.testing.assert_allclose(exact.get_ydata()[:-1], run.history.loss[1:], rtol=1e-5)
 
 
 def test_loss_vs_params_needs_the_path():
