@@ -55,7 +55,7 @@ class SweepResult(NamedTuple):
     """Results of ``sweep``, one entry per member along the leading axis.
 
     Attributes:
-        configs: name -> (M,) hyperparameter values (``"seed"`` with ``seeds``).
+        configs: name -> (M,) NumPy array of the values as given (``"seed"`` with ``seeds``).
         params: final params, stacked with a leading member axis.
         opt_state: final optimizer states, stacked likewise.
         history: ``History`` with (M, R) arrays; slots a member never reached
@@ -69,7 +69,7 @@ class SweepResult(NamedTuple):
             ``learning_rate`` (plain-GD stability bound), else None.
     """
 
-    configs: dict[str, jax.Array]
+    configs: dict[str, np.ndarray]
     params: Any
     opt_state: Any
     history: History
@@ -477,7 +477,7 @@ def sweep(
         first = start if seeds is None else jax.tree.map(lambda a: a[0], start)
         bound = lr_bound(loss_fn, first, data)
     return SweepResult(
-        configs={n: jnp.asarray(v) for n, v in configs.items()},
+        configs={n: np.asarray(v) for n, v in configs.items()},
         params=outcome.params,
         opt_state=outcome.opt_state,
         history=outcome.history,
