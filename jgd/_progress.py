@@ -29,24 +29,26 @@ def wanted(progress: bool | None, epochs: int, rows: int) -> bool:
     return True
 
 
-def bar(total: int, description: str) -> Any:
+def bar(total: int, description: str, initial: int = 0) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:
         raise ImportError(
             "progress=True needs tqdm: pip install 'jgd[progress]' (or pip install tqdm)."
         ) from None
-    return tqdm(total=total, desc=description, unit="epoch", dynamic_ncols=True, leave=True)
+    return tqdm(
+        total=total, initial=initial, desc=description, unit="epoch", dynamic_ncols=True, leave=True
+    )
 
 
-def chunks(epochs: int) -> Iterator[int]:
+def chunks(epochs: int, start: int = 0) -> Iterator[int]:
     """Epoch counts to stop at, sized from the time the previous chunk took.
 
     The first chunk is one epoch (it also compiles); then each chunk aims at
     ``CHUNK_SECONDS``, growing at most 8-fold at a time. The caller must finish
     each chunk (block on its result) before asking for the next.
     """
-    done, size = 0, 1
+    done, size = start, 1
     while done < epochs:
         start = time.perf_counter()
         done = min(done + size, epochs)

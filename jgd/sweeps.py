@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -30,9 +31,11 @@ from jgd.training import (
     History,
     Status,
     _advance_until,
+    _check_checkpointing,
     _check_optimizer,
     _check_params,
     _Config,
+    _drive,
     _finish,
     _initial_state,
     _prepare,
@@ -305,30 +308,6 @@ def _sweep_finish(arrays, static, factory, seeded: bool, config: _Config, state)
     return jax.vmap(member, in_axes=(0, _state_axes(config)))(configs, state)
 
 
-def _chunked(arrays, static, factory, seeded: bool, config: _Config):
-    """The same sweep as ``_sweep_program``, in chunks of epochs with a progress bar."""
-    bar = _progress.bar(config.epochs, "jgd.sweep")
-    state = _sweep_start(arrays, static, factory, seeded, config)
-    try:
-        for done in _progress.chunks(config.epochs):
-            stop_at = jnp.asarray(done, jnp.int32)
-            state = _sweep_advance(arrays, static, factory, seeded, config, state, stop_at)
-            status, loss = (np.asarray(a) for a in jax.device_get((state.status, state.prev_loss)))
-            running = int((status == Status.MAX_EPOCHS).sum())
-            finite = loss[np.isfinite(loss)]
-            bar.update(done - bar.n)
-            bar.set_postfix(
-                best=f"{finite.min():.4g}" if finite.size else "-",
-                median=f"{np.median(finite):.4g}" if finite.size else "-",
-                running=f"{running}/{status.size}",
-            )
-            if running == 0:
-                break
-    finally:
-        bar.close()
-    return _sweep_finish(arrays, static, factory, seeded, config, state)
-
-
 def _shard_members(tree: Any, members: int) -> tuple[Any, int]:
     """Pad the member axis to a multiple of the device count and shard it."""
     devices = jax.devices()
@@ -364,6 +343,9 @@ def sweep(
     seeds: int | None = None,
     record_params: bool = False,
     progress: bool | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> SweepResult:
     """Train every configuration of a hyperparameter grid at once with ``jax.vmap``.
 
@@ -385,6 +367,8 @@ def sweep(
             ``params(key_i)``; adds a ``"seed"`` entry to ``configs``.
         record_params, progress: as in ``jgd.fit``; the bar shows the best and
             median current loss and how many members are still running.
+        checkpoint, checkpoint_every, resume: as in ``jgd.fit``, for the whole
+            sweep's state (a checkpoint also records the grid).
 
     Returns:
         A ``SweepResult``; ``result.member(i)`` equals ``jgd.fit`` run alone
@@ -464,10 +448,52 @@ def sweep(
         start = start_sharded
     arrays, static = _filtering.partition((loss_fn, start, data, val_data, key, tol, traced))
     seeded = seeds is not None
-    if _progress.wanted(progress, config.epochs, data.n_rows * members):
-        outcome, final_loss, final_val = _chunked(arrays, static, optimizer, seeded, config)
-    else:
+    every = _check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs)
+    show = _progress.wanted(progress, config.epochs, data.n_rows * members)
+    if not show and checkpoint is None:
         outcome, final_loss, final_val = _sweep_program(arrays, static, optimizer, seeded, config)
+    else:
+        call = (arrays, static, optimizer, seeded, config)
+
+        def postfix(state: _State) -> dict[str, str]:
+            status, loss = (np.asarray(a) for a in jax.device_get((state.status, state.prev_loss)))
+            finite = loss[np.isfinite(loss)]
+            return {
+                "best": f"{finite.min():.4g}" if finite.size else "-",
+                "median": f"{np.median(finite):.4g}" if finite.size else "-",
+                "running": f"{int((status == Status.MAX_EPOCHS).sum())}/{status.size}",
+            }
+
+        def fingerprint(state: _State) -> dict[str, Any]:
+            from jgd import checkpoint as checkpoints
+
+            grid_values = {n: np.asarray(v).tolist() for n, v in configs.items()}
+            return checkpoints.fingerprint(
+                loss_fn=loss_fn,
+                optimizer=optimizer,
+                data=data,
+                val_data=val_data,
+                key=key,
+                tol=tol,
+                config=config,
+                state=state,
+                extra={"grid": grid_values},
+            )
+
+        outcome, final_loss, final_val = _drive(
+            start=lambda: _sweep_start(*call),
+            advance=lambda state, stop_at: _sweep_advance(*call, state, stop_at),
+            finish=lambda state: _sweep_finish(*call, state),
+            config=config,
+            description="jgd.sweep",
+            still_running=lambda state: bool(np.any(np.asarray(state.status) == Status.MAX_EPOCHS)),
+            postfix=postfix,
+            progress=show,
+            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            checkpoint_every=every,
+            resume=resume,
+            fingerprint=fingerprint,
+        )
     if padded != members:
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)

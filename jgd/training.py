@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -549,6 +550,9 @@ def fit(
     record_every: int = 1,
     record_params: bool = False,
     progress: bool | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Train ``params`` to minimise ``loss_fn`` in one compiled program.
 
@@ -577,6 +581,13 @@ def fit(
         progress: show a tqdm bar (the ``progress`` extra). The run is then
             compiled as chunks of epochs; the result is the same, bit for bit.
             Default: on when stderr is a terminal and epochs × rows ≥ 10⁸.
+        checkpoint: a ``.npz`` path; every ``checkpoint_every`` epochs (default:
+            a tenth of ``epochs``) the whole state is written there atomically.
+        checkpoint_every: epochs between checkpoints.
+        resume: continue from ``checkpoint`` when it exists (else start afresh).
+            The result equals the uninterrupted run's. A checkpoint of another
+            problem (data, shapes, optimizer, settings, key) is refused with
+            what differs; a corrupted or truncated one is refused too.
 
     Returns:
         A ``FitResult``. A NaN/inf loss or parameter ends the run with
@@ -605,28 +616,108 @@ def fit(
         record_every=record_every,
     )
     config = config._replace(record_params=bool(record_params))
+    checkpoint_every = _check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs)
     arrays, static = _filtering.partition((loss_fn, optimizer, params, data, val_data, key, tol))
-    if _progress.wanted(progress, config.epochs, data.n_rows):
-        outcome = _chunked(arrays, static, config)
-    else:
+    show = _progress.wanted(progress, config.epochs, data.n_rows)
+    if not show and checkpoint is None:
         outcome = _fit_program(arrays, static, config)
+    else:
+
+        def postfix(state: _State) -> dict[str, str]:
+            status, loss = jax.device_get((state.status, state.prev_loss))
+            return {"loss": f"{float(loss):.4g}", "status": Status(int(status)).name}
+
+        def fingerprint(state: _State) -> dict[str, Any]:
+            from jgd import checkpoint as checkpoints
+
+            return checkpoints.fingerprint(
+                loss_fn=loss_fn,
+                optimizer=optimizer,
+                data=data,
+                val_data=val_data,
+                key=key,
+                tol=tol,
+                config=config,
+                state=state,
+            )
+
+        outcome = _drive(
+            start=lambda: _fit_start(arrays, static, config),
+            advance=lambda state, stop_at: _fit_advance(arrays, static, config, state, stop_at),
+            finish=lambda state: _fit_finish(state, config),
+            config=config,
+            description="jgd.fit",
+            still_running=lambda state: bool(state.status == Status.MAX_EPOCHS),
+            postfix=postfix,
+            progress=show,
+            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            fingerprint=fingerprint,
+        )
     return _trim(outcome, config.record_every)
 
 
-def _chunked(arrays: list[Any], static: _filtering.Static, config: _Config) -> _Outcome:
-    """The same run as ``_fit_program``, compiled as chunks with a progress bar between."""
-    bar = _progress.bar(config.epochs, "jgd.fit")
-    state = _fit_start(arrays, static, config)
+def _check_checkpointing(
+    checkpoint: Any, checkpoint_every: Any, resume: Any, epochs: int
+) -> int | None:
+    """Validate the checkpoint arguments; default to about ten checkpoints a run."""
+    if checkpoint is None:
+        if checkpoint_every is not None or resume:
+            raise ValueError("checkpoint_every and resume need checkpoint=PATH.")
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path, got {checkpoint!r}.")
+    if checkpoint_every is None:
+        return max(1, -(-epochs // 10))
+    return check_positive_int(checkpoint_every, "checkpoint_every")
+
+
+def _drive(
+    *,
+    start: Any,
+    advance: Any,
+    finish: Any,
+    config: _Config,
+    description: str,
+    still_running: Any,
+    postfix: Any,
+    progress: bool,
+    checkpoint: str | None,
+    checkpoint_every: int | None,
+    resume: bool,
+    fingerprint: Any,
+) -> Any:
+    """Run a compiled training loop in chunks: progress bar, checkpoints, resume.
+
+    ``start()`` gives the fresh state, ``advance(state, stop_at)`` runs it to the
+    loop epoch ``stop_at`` (one compiled program for every chunk length), and
+    ``finish(state)`` the outcome. Chunking does not change the result.
+    """
+    from jgd import checkpoint as checkpoints
+
+    state = start()
+    print_ = fingerprint(state) if checkpoint is not None else None
+    if checkpoint is not None and resume and os.path.exists(checkpoint):
+        state = checkpoints.load_state(checkpoint, state, print_)
+    done = int(np.max(jax.device_get(state.epoch)))
+    if checkpoint_every is not None:
+        first = (done // checkpoint_every + 1) * checkpoint_every
+        stops = iter([*range(first, config.epochs, checkpoint_every), config.epochs])
+    else:
+        stops = _progress.chunks(config.epochs, start=done)
+    bar = _progress.bar(config.epochs, description, initial=done) if progress else None
     try:
-        for stop_at in _progress.chunks(config.epochs):
-            state = _fit_advance(arrays, static, config, state, jnp.asarray(stop_at, jnp.int32))
-            status, epochs_run, loss = jax.device_get(
-                (state.status, state.epochs_run, state.prev_loss)
-            )
-            bar.update(int(epochs_run) - bar.n)
-            bar.set_postfix(loss=f"{float(loss):.4g}", status=Status(int(status)).name)
-            if status != Status.MAX_EPOCHS:
-                break
+        while done < config.epochs and still_running(state):
+            stop_at = next(stops)
+            state = advance(state, jnp.asarray(stop_at, jnp.int32))
+            done = stop_at
+            if checkpoint is not None:
+                checkpoints.save_state(checkpoint, state, print_)
+            if bar is not None:
+                bar.update(done - bar.n)
+                bar.set_postfix(**postfix(state))
     finally:
-        bar.close()
-    return _fit_finish(state, config)
+        if bar is not None:
+            bar.close()
+    return finish(state)

@@ -1,0 +1,202 @@
+"""Checkpoints of a running ``fit``/``sweep``: the full state in one atomic, checksummed ``.npz``.
+
+A checkpoint holds every array of the run's state (params, optimizer state,
+epoch counters, history so far, best-validation params, status) and a
+*fingerprint* of the problem it belongs to: the config, the state's shapes and
+dtypes, a process-independent description of the loss and optimizer (function
+names and closed-over values), the hyperparameter values, the PRNG key and a
+hash of the data. Resuming a different problem is refused with what differs.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from jgd.serialization import read_npz, write_npz
+
+__all__ = ["fingerprint", "load_state", "save_state"]
+
+FORMAT = "jgd-checkpoint/1"
+
+
+def _describe(value: Any, depth: int = 0) -> Any:
+    """A JSON description of ``value`` that is the same in every process."""
+    if depth > 6:
+        return "..."
+    if isinstance(value, jax.tree_util.Partial):
+        return {
+            "partial": _describe(value.func, depth + 1),
+            "args": [_describe(a, depth + 1) for a in value.args],
+            "keywords": {k: _describe(v, depth + 1) for k, v in sorted(value.keywords.items())},
+        }
+    if isinstance(value, functools.partial):
+        return {
+            "partial": _describe(value.func, depth + 1),
+            "args": _describe(value.args, depth + 1),
+        }
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        array = np.asarray(value)
+        if jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key):
+            return "prng-key"
+        if array.size <= 16:
+            return {"array": array.tolist(), "dtype": str(array.dtype)}
+        return {"shape": list(array.shape), "dtype": str(array.dtype)}
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if hasattr(value, "_fields"):  # NamedTuple: its type and fields
+        return {
+            type(value).__name__: {
+                f: _describe(getattr(value, f), depth + 1) for f in value._fields
+            }
+        }
+    if isinstance(value, (list, tuple)):
+        return [_describe(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _describe(v, depth + 1) for k, v in sorted(value.items(), key=str)}
+    if callable(value):
+        qualname = getattr(value, "__qualname__", type(value).__name__)
+        name = f"{getattr(value, '__module__', '?')}.{qualname}"
+        cells = getattr(value, "__closure__", None) or ()
+        captured = []
+        for cell in cells:
+            try:
+                captured.append(_describe(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                captured.append(None)
+        return {"function": name, "closure": captured} if captured else {"function": name}
+    return type(value).__name__
+
+
+def _data_hash(*datasets: Any) -> str:
+    digest = hashlib.sha256()
+    for data in datasets:
+        if data is None:
+            digest.update(b"none")
+            continue
+        for array in jax.tree.leaves(data):
+            host = np.ascontiguousarray(np.asarray(array))
+            digest.update(f"{host.dtype.str}{host.shape}".encode())
+            digest.update(host.tobytes())
+    return digest.hexdigest()
+
+
+def _key_data(key: Any) -> Any:
+    if key is None:
+        return None
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).tolist()
+
+
+def fingerprint(
+    *,
+    loss_fn: Any,
+    optimizer: Any,
+    data: Any,
+    val_data: Any,
+    key: Any,
+    tol: Any,
+    config: Any,
+    state: Any,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (all JSON values)."""
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {
+        "config": {k: v for k, v in config._asdict().items()},
+        "state": [
+            [jax.tree_util.keystr(path), list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves
+        ],
+        "loss_fn": _describe(loss_fn),
+        "optimizer": _describe(optimizer),
+        "data": _data_hash(data, val_data),
+        "key": _key_data(key),
+        "tol": None if tol is None else float(tol),
+        **(extra or {}),
+    }
+
+
+def _first_difference(stored: Any, wanted: Any, where: str = "") -> str:
+    """Where two descriptions first differ, e.g. 'keywords.learning_rate: 0.05 vs 0.07'."""
+    if isinstance(stored, dict) and isinstance(wanted, dict):
+        for key in sorted(set(stored) | set(wanted), key=str):
+            if stored.get(key) != wanted.get(key):
+                return _first_difference(stored.get(key), wanted.get(key), f"{where}.{key}")
+    if isinstance(stored, list) and isinstance(wanted, list) and len(stored) == len(wanted):
+        for i, (a, b) in enumerate(zip(stored, wanted)):
+            if a != b:
+                return _first_difference(a, b, f"{where}[{i}]")
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    return f"{where.lstrip('.') or 'value'}: {short(stored)} in the checkpoint, {short(wanted)} now"
+
+
+def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    names = {
+        "config": "settings",
+        "state": "parameter/state shapes or dtypes",
+        "loss_fn": "loss function",
+        "optimizer": "optimizer",
+        "data": "training or validation data",
+        "key": "PRNG key",
+        "tol": "tol",
+        "grid": "sweep grid",
+    }
+    found = []
+    for field in sorted(set(stored) | set(wanted)):
+        if stored.get(field) == wanted.get(field):
+            continue
+        label = names.get(field, field)
+        if field == "config" and isinstance(stored.get(field), dict):
+            changed = [
+                f"{k}={stored[field].get(k)!r} (now {wanted[field].get(k)!r})"
+                for k in sorted(set(stored[field]) | set(wanted[field]))
+                if stored[field].get(k) != wanted[field].get(k)
+            ]
+            found.append(f"{label}: " + ", ".join(changed))
+        elif field == "data":
+            found.append(f"{label} differs (other values)")
+        else:
+            found.append(
+                f"{label} differs ({_first_difference(stored.get(field), wanted.get(field))})"
+            )
+    return found
+
+
+def save_state(path: str | os.PathLike[str], state: Any, print_: dict[str, Any]) -> None:
+    """Write ``state`` and its fingerprint atomically (temp file, fsync, os.replace)."""
+    leaves = jax.device_get(jax.tree.leaves(state))
+    arrays = {f"s/{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    write_npz(path, arrays, {"format": FORMAT, "fingerprint": print_})
+
+
+def load_state(path: str | os.PathLike[str], template: Any, print_: dict[str, Any]) -> Any:
+    """Read a checkpoint for the run whose fresh state is ``template``.
+
+    Raises ``ValueError`` when the file is corrupted, truncated or holds
+    pickled objects, or when it was written for another problem.
+    """
+    header, arrays = read_npz(path, FORMAT)
+    differences = _differences(header.get("fingerprint", {}), print_)
+    if differences:
+        raise ValueError(
+            f"checkpoint {os.fspath(path)} was written for another run: "
+            + "; ".join(differences)
+            + ". Delete it or choose another checkpoint path to start afresh."
+        )
+    leaves, treedef = jax.tree.flatten(template)
+    if len(arrays) != len(leaves):
+        raise ValueError(
+            f"checkpoint {os.fspath(path)} has {len(arrays)} arrays, expected {len(leaves)}."
+        )
+    restored = [jax.numpy.asarray(arrays[f"s/{i}"], leaf.dtype) for i, leaf in enumerate(leaves)]
+    return jax.tree.unflatten(treedef, restored)
