@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 import jax
@@ -72,6 +73,26 @@ def check_hyperparameter(
 def check_learning_rate(learning_rate: Any) -> None:
     """Learning rates are positive, finite numbers (or an optax schedule)."""
     check_hyperparameter(learning_rate, "learning_rate", low=0.0)
+
+
+_warned_float64 = False
+
+
+def warn_if_float64_dropped(dtype: Any, what: str) -> None:
+    """Warn (once per process) when float64 input becomes float32 because x64 is off."""
+    global _warned_float64
+    if _warned_float64 or jax.config.jax_enable_x64:
+        return
+    if np.dtype(dtype) == np.float64:
+        _warned_float64 = True
+        warnings.warn(
+            f"jgd: {what} is float64 but jax_enable_x64 is off, so jgd converted it to float32 "
+            "(and trains in float32). To train in float64, run "
+            "jax.config.update('jax_enable_x64', True) before creating arrays. "
+            "(This warning is shown once.)",
+            UserWarning,
+            stacklevel=5,  # the caller of jgd.fit / jgd.sweep
+        )
 
 
 def first_nonfinite_row(array: np.ndarray) -> int | None:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd._checks import first_nonfinite_row
+from jgd._checks import first_nonfinite_row, warn_if_float64_dropped
 
 __all__ = ["Dataset", "Standardization", "check_dataset", "load_csv", "split", "standardize"]
 
@@ -141,6 +141,7 @@ def check_dataset(data: Any, name: str = "data") -> Dataset:
     for field, array in (("X", X), ("y", y)):
         if not jnp.issubdtype(array.dtype, jnp.number) or jnp.issubdtype(array.dtype, jnp.bool_):
             raise TypeError(f"{name}.{field} must be numeric, got dtype {array.dtype}.")
+        warn_if_float64_dropped(array.dtype, f"{name}.{field}")
     if not _all_finite(X, y):
         for field, array in (("X", X), ("y", y)):
             host = np.asarray(array)

@@ -28,6 +28,7 @@ except ImportError as error:  # pragma: no cover - exercised only without scikit
     ) from error
 
 from jgd import losses, models
+from jgd._checks import check_learning_rate
 from jgd.curvature import lr_bound
 from jgd.data import Dataset
 from jgd.optimizers import gd, momentum, nesterov
@@ -82,6 +83,7 @@ class _GDBase(BaseEstimator):
             learning_rate = 0.9 * bound if np.isfinite(bound) else 0.1
             if self.optimizer == "adam":
                 learning_rate = 1e-2
+        check_learning_rate(learning_rate)
         self.learning_rate_ = float(learning_rate)
         batch_size = self.batch_size
         if batch_size is not None:

@@ -96,7 +96,8 @@ def read_npz(path: str | os.PathLike[str], expected_format: str) -> tuple[dict, 
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
-        if not zipfile.is_zipfile(io.BytesIO(raw)):
+        # np.load treats anything that does not start like a zip archive as a pickle.
+        if not raw.startswith(b"PK\x03\x04") or not zipfile.is_zipfile(io.BytesIO(raw)):
             raise ValueError(f"{path} is corrupted or truncated: not an .npz (zip) archive.")
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

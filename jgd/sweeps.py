@@ -191,6 +191,9 @@ def _grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
     for name, values in grid.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"grid names must be keyword names, got {name!r}.")
+        items = values if isinstance(values, (list, tuple)) else [values]
+        if any(isinstance(v, (bool, np.bool_)) for v in items):
+            raise TypeError(f"grid[{name!r}] holds a bool; give numbers.")
         array = np.asarray(values)
         if array.ndim == 0:
             array = array[None]

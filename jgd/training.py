@@ -14,6 +14,7 @@ import enum
 import functools
 import math
 import os
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -23,7 +24,7 @@ import optax
 from jax import lax
 
 from jgd import _filtering, _progress
-from jgd._checks import check_hyperparameter, check_positive_int
+from jgd._checks import check_hyperparameter, check_positive_int, warn_if_float64_dropped
 from jgd.data import Dataset, check_dataset
 
 __all__ = ["FitResult", "History", "Status", "fit"]
@@ -74,6 +75,8 @@ class FitResult(NamedTuple):
         status: a ``Status``.
         epochs_run: epochs completed (counting the one that diverged).
         diverged_at: the epoch in which a NaN/inf appeared, else None.
+        message: for a diverged run, what happened and what to try (the
+            stability bound 2/L, standardization); else None.
     """
 
     params: Any
@@ -82,6 +85,7 @@ class FitResult(NamedTuple):
     status: Status
     epochs_run: int
     diverged_at: int | None
+    message: str | None = None
 
     def __repr__(self) -> str:
         shapes = jax.tree.map(lambda leaf: _Shape(f"{leaf.dtype}{list(leaf.shape)}"), self.params)
@@ -95,6 +99,8 @@ class FitResult(NamedTuple):
             if self.history.val_loss is not None:
                 val = np.asarray(self.history.val_loss)
                 lines.append(f"  val_loss: last {val[-1]:.6g}, best {np.nanmin(val):.6g},")
+        if self.message:
+            lines.append(f"  message={self.message!r},")
         lines.append(f"  params={shapes})")
         return "\n".join(lines)
 
@@ -442,6 +448,9 @@ def _check_params(params: Any) -> Any:
     leaves = jax.tree.leaves(params)
     if not leaves:
         raise ValueError("params is empty; use model.init(key) to create parameters.")
+    for leaf in leaves:
+        if hasattr(leaf, "dtype"):
+            warn_if_float64_dropped(leaf.dtype, "params")
     params = jax.tree.map(jnp.asarray, params)
     paths = jax.tree_util.tree_flatten_with_path(params)[0]
     for path, leaf in paths:
@@ -655,7 +664,42 @@ def fit(
             resume=resume,
             fingerprint=fingerprint,
         )
-    return _trim(outcome, config.record_every)
+    result = _trim(outcome, config.record_every)
+    if result.status is Status.DIVERGED:
+        message = _divergence_message(loss_fn, params, data, result.diverged_at)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        result = result._replace(message=message)
+    return result
+
+
+def _divergence_message(loss_fn: Any, params: Any, data: Dataset, epoch: int | None) -> str:
+    """Why a run may have diverged, quoting the stability bound 2/L at the start."""
+    from jgd.curvature import lr_bound
+
+    parts = [
+        f"training diverged at epoch {epoch}: the loss or the parameters became NaN/inf, so "
+        "the run stopped and kept the last finite parameters."
+    ]
+    try:
+        bound = lr_bound(loss_fn, params, data)
+    except Exception:  # a loss the power iteration cannot handle: no bound to quote
+        bound = float("nan")
+    if np.isfinite(bound) and bound > 0:
+        parts.append(
+            f"Plain gradient descent is stable here only for learning rates below "
+            f"2/L = {bound:.4g} (jgd.lr_bound at the starting parameters): use a smaller rate."
+        )
+    else:
+        parts.append("The loss curvature at the start is not finite (2/L cannot be computed).")
+    largest = float(jnp.max(jnp.abs(data.X)))
+    if largest > 1e3:
+        parts.append(
+            f"The features are far from unit scale (largest |X| = {largest:.3g}): standardize "
+            "them with jgd.data.standardize."
+        )
+    else:
+        parts.append("Standardized features (jgd.data.standardize) also help.")
+    return " ".join(parts)
 
 
 def _check_checkpointing(
