@@ -376,3 +376,81 @@ def standardize(train: Dataset, *others: Dataset) -> tuple[Any, ...]:
         *(Dataset(stats.transform(d.X), d.y) for d in (train, *others)),
         stats,
     )
+
+
+def _rows_sharding(mesh: Any, axis: str | None = None) -> Any:
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    axis = axis or ("data" if "data" in mesh.axis_names else mesh.axis_names[0])
+    return NamedSharding(mesh, PartitionSpec(axis)), mesh.shape[axis]
+
+
+def shard(dataset: Dataset, mesh: Any, axis: str | None = None) -> Dataset:
+    """Place a dataset's rows across the devices of ``mesh`` (along ``axis``).
+
+    Args:
+        dataset: the rows to place.
+        mesh: a ``jax.sharding.Mesh``.
+        axis: the mesh axis to split rows over (default ``"data"`` if the mesh
+            has it, else its first axis).
+
+    The row count must divide evenly over that axis; ``jgd.fit(..., mesh=...)``
+    handles the uneven case itself (XLA pads the last shard internally).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jgd
+        >>> mesh = jax.make_mesh((1,), ("data",))
+        >>> jgd.data.shard(jgd.Dataset(jnp.ones((4, 2)), jnp.ones(4)), mesh).X.sharding.spec
+        PartitionSpec('data',)
+    """
+    dataset = check_dataset(dataset, "dataset")
+    sharding, count = _rows_sharding(mesh, axis)
+    if dataset.n_rows % count:
+        raise ValueError(
+            f"{dataset.n_rows} rows do not split evenly over {count} devices; pass the data "
+            "to jgd.fit(..., mesh=...), which handles a short last shard, or drop/pad rows."
+        )
+    return jax.device_put(dataset, sharding)
+
+
+def load_npy(
+    x_path: str | os.PathLike[str],
+    y_path: str | os.PathLike[str],
+    mesh: Any | None = None,
+    axis: str | None = None,
+) -> Dataset:
+    """Load ``X`` and ``y`` from ``.npy`` files, memory-mapped, shard by shard.
+
+    With a mesh, each device's rows are read from the memory-mapped files and
+    copied straight to that device (``jax.make_array_from_callback``), so a
+    dataset larger than one device's memory (or the host's) can be placed. The
+    files are read with ``allow_pickle=False``.
+
+    Example:
+        >>> import os, tempfile, numpy as np, jax, jgd
+        >>> folder = tempfile.mkdtemp()
+        >>> np.save(f"{folder}/X.npy", np.ones((8, 2), np.float32))
+        >>> np.save(f"{folder}/y.npy", np.zeros(8, np.float32))
+        >>> mesh = jax.make_mesh((1,), ("data",))
+        >>> jgd.data.load_npy(f"{folder}/X.npy", f"{folder}/y.npy", mesh).X.shape
+        (8, 2)
+    """
+    X = np.load(os.fspath(x_path), mmap_mode="r", allow_pickle=False)
+    y = np.load(os.fspath(y_path), mmap_mode="r", allow_pickle=False)
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"expected X (n, d) and y (n,) with the same n, got {X.shape} and {y.shape}."
+        )
+    dtype = _default_float()
+    if mesh is None:
+        return check_dataset(Dataset(jnp.asarray(X, dtype), jnp.asarray(y, dtype)))
+    sharding, count = _rows_sharding(mesh, axis)
+    if X.shape[0] % count:
+        raise ValueError(f"{X.shape[0]} rows do not split evenly over {count} devices.")
+
+    def place(source: np.ndarray) -> jax.Array:
+        return jax.make_array_from_callback(
+            source.shape, sharding, lambda index: np.asarray(source[index], dtype)
+        )
+
+    return check_dataset(Dataset(place(X), place(y)))

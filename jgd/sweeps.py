@@ -24,6 +24,7 @@ from jgd._checks import check_hyperparameter, check_positive_int
 from jgd._text import table as _table
 from jgd.curvature import lr_bound
 from jgd.data import Dataset
+from jgd.distributed import data_mesh
 from jgd.losses import Objective
 from jgd.models import _for_batched_params
 from jgd.training import (
@@ -35,10 +36,13 @@ from jgd.training import (
     _check_optimizer,
     _check_params,
     _Config,
+    _constrain,
     _drive,
     _finish,
     _initial_state,
+    _place_on_mesh,
     _prepare,
+    _put,
     _State,
     _train,
 )
@@ -249,6 +253,7 @@ _STATIC = ("static", "factory", "seeded", "config")
 def _sweep_program(arrays, static, factory, seeded: bool, config: _Config):
     """Every member's whole run in one program."""
     loss_fn, params, data, val_data, key, tol, configs = _filtering.combine(arrays, static)
+    data, val_data = _constrain((data, val_data), config)
 
     def member(values, start):
         member_loss, optimizer = _member(loss_fn, factory, values)
@@ -261,6 +266,7 @@ def _sweep_program(arrays, static, factory, seeded: bool, config: _Config):
 @functools.partial(jax.jit, static_argnames=_STATIC)
 def _sweep_start(arrays, static, factory, seeded: bool, config: _Config) -> _State:
     loss_fn, params, data, val_data, _, _, configs = _filtering.combine(arrays, static)
+    data, val_data = _constrain((data, val_data), config)
 
     def member(values, start):
         member_loss, optimizer = _member(loss_fn, factory, values)
@@ -275,6 +281,7 @@ def _sweep_start(arrays, static, factory, seeded: bool, config: _Config) -> _Sta
 def _sweep_advance(arrays, static, factory, seeded: bool, config: _Config, state, stop_at):
     del seeded
     loss_fn, _, data, val_data, key, tol, configs = _filtering.combine(arrays, static)
+    data, val_data = _constrain((data, val_data), config)
     # Without tol/patience the loop counter stays shared (unbatched); the
     # driver stops between chunks once no member is running.
     early = config.use_tol or config.patience is not None
@@ -302,6 +309,7 @@ def _sweep_advance(arrays, static, factory, seeded: bool, config: _Config, state
 def _sweep_finish(arrays, static, factory, seeded: bool, config: _Config, state):
     del seeded
     loss_fn, _, data, val_data, _, _, configs = _filtering.combine(arrays, static)
+    data, val_data = _constrain((data, val_data), config)
 
     def member(values, member_state):
         member_loss, _ = _member(loss_fn, factory, values)
@@ -311,22 +319,34 @@ def _sweep_finish(arrays, static, factory, seeded: bool, config: _Config, state)
     return jax.vmap(member, in_axes=(0, _state_axes(config)))(configs, state)
 
 
-def _shard_members(tree: Any, members: int) -> tuple[Any, int]:
-    """Pad the member axis to a multiple of the device count and shard it."""
-    devices = jax.devices()
-    if len(devices) == 1:
-        return tree, members
-    padded = -(-members // len(devices)) * len(devices)
+def _shard_members(
+    tree: Any, members: int, mesh: Any = None, axis: str | None = "members"
+) -> tuple[Any, int]:
+    """Pad the member axis to a multiple of the mesh axis size and shard it.
+
+    Without a mesh, every visible device takes a share of the members.
+    """
+    if mesh is None:
+        devices = jax.devices()
+        if len(devices) == 1:
+            return tree, members
+        mesh = jax.make_mesh(
+            (len(devices),),
+            ("members",),
+            devices=devices,
+            axis_types=(jax.sharding.AxisType.Auto,),
+        )
+    if axis is None:
+        return jax.tree.map(lambda a: _put(a, NamedSharding(mesh, PartitionSpec())), tree), members
+    count = mesh.shape[axis]
+    padded = -(-members // count) * count
 
     def pad(a: jax.Array) -> jax.Array:
         extra = jnp.repeat(a[-1:], padded - members, axis=0)
         return jnp.concatenate([a, extra], axis=0)
 
-    mesh = jax.make_mesh(
-        (len(devices),), ("members",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,)
-    )
-    sharding = NamedSharding(mesh, PartitionSpec("members"))
-    return jax.device_put(jax.tree.map(pad, tree), sharding), padded
+    sharding = NamedSharding(mesh, PartitionSpec(axis))
+    return jax.tree.map(lambda a: _put(pad(a), sharding), tree), padded
 
 
 def sweep(
@@ -349,6 +369,7 @@ def sweep(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    mesh: Any = None,
 ) -> SweepResult:
     """Train every configuration of a hyperparameter grid at once with ``jax.vmap``.
 
@@ -372,6 +393,10 @@ def sweep(
             median current loss and how many members are still running.
         checkpoint, checkpoint_every, resume: as in ``jgd.fit``, for the whole
             sweep's state (a checkpoint also records the grid).
+        mesh: a ``jax.sharding.Mesh``: members are sharded over its
+            ``"members"`` axis and data rows over its ``"data"`` axis (a 2-D
+            mesh does both). Without one, members are sharded over every
+            visible device. Results equal the single-device sweep.
 
     Returns:
         A ``SweepResult``; ``result.member(i)`` equals ``jgd.fit`` run alone
@@ -444,12 +469,21 @@ def sweep(
     traced = {n: jnp.asarray(v, dtype) for n, v in configs.items() if n != "seed"}
     if seeds is not None:
         traced["seed"] = jnp.asarray(configs["seed"], jnp.int32)
+    member_axis, data_axis = "members", None
+    if mesh is not None:
+        mesh = data_mesh(mesh)
+        member_axis = "members" if "members" in mesh.axis_names else None
+        data_axis = "data" if "data" in mesh.axis_names else None
+        if member_axis is None and data_axis is None:
+            member_axis = mesh.axis_names[0]
     (traced, start_sharded), padded = _shard_members(
-        (traced, start if seeds is not None else None), members
+        (traced, start if seeds is not None else None), members, mesh, member_axis
     )
     if seeds is not None:
         start = start_sharded
     arrays, static = _filtering.partition((loss_fn, start, data, val_data, key, tol, traced))
+    if mesh is not None:
+        arrays, config = _place_on_mesh(arrays, (data, val_data), mesh, config, data_axis)
     seeded = seeds is not None
     every = _check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs)
     show = _progress.wanted(progress, config.epochs, data.n_rows * members)

@@ -119,6 +119,9 @@ class _Config(NamedTuple):
     # _run_epoch), which under vmap would run every epoch for every member.
     batched: bool = False
     record_params: bool = False
+    # With a mesh: the NamedSharding of data rows, applied inside the program
+    # (XLA pads a short last shard itself, so no row is dropped or repeated).
+    data_sharding: Any = None
 
 
 class _State(NamedTuple):
@@ -403,9 +406,17 @@ def _train(
     return _finish(state, config)
 
 
+def _constrain(datasets: Any, config: _Config) -> Any:
+    """Shard data rows over the mesh inside the program (a no-op without one)."""
+    if config.data_sharding is None:
+        return datasets
+    return jax.tree.map(lambda a: lax.with_sharding_constraint(a, config.data_sharding), datasets)
+
+
 @functools.partial(jax.jit, static_argnames=("static", "config"))
 def _fit_program(arrays: list[Any], static: _filtering.Static, config: _Config) -> _Outcome:
     loss_fn, optimizer, params, data, val_data, key, tol = _filtering.combine(arrays, static)
+    data, val_data = _constrain((data, val_data), config)
     return _train(loss_fn, optimizer, params, data, val_data, key, tol, config)
 
 
@@ -417,6 +428,7 @@ def _leaves_finite(leaves: list[jax.Array]) -> list[jax.Array]:
 @functools.partial(jax.jit, static_argnames=("static", "config"))
 def _fit_start(arrays: list[Any], static: _filtering.Static, config: _Config) -> _State:
     loss_fn, optimizer, params, data, val_data, _, _ = _filtering.combine(arrays, static)
+    data, val_data = _constrain((data, val_data), config)
     return _initial_state(loss_fn, optimizer, params, data, val_data, config)
 
 
@@ -425,6 +437,7 @@ def _fit_advance(
     arrays: list[Any], static: _filtering.Static, config: _Config, state: _State, stop_at
 ) -> _State:
     loss_fn, optimizer, _, data, val_data, key, tol = _filtering.combine(arrays, static)
+    data, val_data = _constrain((data, val_data), config)
     return _advance_until(
         loss_fn,
         optimizer,
@@ -562,6 +575,7 @@ def fit(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    mesh: Any = None,
 ) -> FitResult:
     """Train ``params`` to minimise ``loss_fn`` in one compiled program.
 
@@ -597,6 +611,11 @@ def fit(
             The result equals the uninterrupted run's. A checkpoint of another
             problem (data, shapes, optimizer, settings, key) is refused with
             what differs; a corrupted or truncated one is refused too.
+        mesh: a ``jax.sharding.Mesh`` (or ``"auto"``: all devices) to train
+            data-parallel: rows sharded over its ``"data"`` axis (or first
+            axis), parameters replicated, gradients all-reduced by XLA. The
+            mini-batches are the global ones, so results equal the
+            single-device run to round-off. See ``jgd.distributed``.
 
     Returns:
         A ``FitResult``. A NaN/inf loss or parameter ends the run with
@@ -627,6 +646,8 @@ def fit(
     config = config._replace(record_params=bool(record_params))
     checkpoint_every = _check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs)
     arrays, static = _filtering.partition((loss_fn, optimizer, params, data, val_data, key, tol))
+    if mesh is not None:
+        arrays, config = _place_on_mesh(arrays, (data, val_data), mesh, config)
     show = _progress.wanted(progress, config.epochs, data.n_rows)
     if not show and checkpoint is None:
         outcome = _fit_program(arrays, static, config)
@@ -700,6 +721,62 @@ def _divergence_message(loss_fn: Any, params: Any, data: Dataset, epoch: int | N
     else:
         parts.append("Standardized features (jgd.data.standardize) also help.")
     return " ".join(parts)
+
+
+def _place_on_mesh(
+    arrays: list[Any], datasets: Any, mesh: Any, config: _Config, data_axis: str | None = None
+) -> tuple[list[Any], _Config]:
+    """Put data rows on the mesh's data axis and every other array replicated.
+
+    Rows that split evenly are placed sharded (each device holds its rows);
+    otherwise they are placed replicated and sharded inside the program, where
+    XLA pads the short last shard. Arrays already on this mesh (e.g. from
+    ``jgd.data.shard`` or ``jgd.distributed.global_dataset``) are left as they are.
+    """
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from jgd.distributed import data_mesh
+
+    mesh = data_mesh(mesh)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    if data_axis is None and "members" in mesh.axis_names:
+        # A sweep's members-only mesh: the data stays whole on every device.
+        return [a if _on_mesh(a, mesh) else _put(a, replicated) for a in arrays], config
+    if data_axis is None:
+        data_axis = "data" if "data" in mesh.axis_names else mesh.axis_names[0]
+    rows = NamedSharding(mesh, PartitionSpec(data_axis))
+    data_leaves = {id(leaf) for leaf in jax.tree.leaves(datasets)}
+
+    def place(array: Any) -> Any:
+        if _on_mesh(array, mesh):
+            return array
+        if id(array) in data_leaves and array.shape[0] % mesh.shape[data_axis] == 0:
+            return _put(array, rows)
+        return _put(array, replicated)
+
+    return [place(a) for a in arrays], config._replace(data_sharding=rows)
+
+
+def _put(array: Any, sharding: Any) -> Any:
+    """``jax.device_put`` that also works for meshes spanning other processes.
+
+    There, every process holds the whole (host) value and contributes the
+    pieces its own devices need.
+    """
+    if sharding.is_fully_addressable:
+        return jax.device_put(array, sharding)
+    if jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key):
+        data = _put(jax.random.key_data(array), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(array))
+    host = np.asarray(array)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _on_mesh(array: Any, mesh: Any) -> bool:
+    from jax.sharding import NamedSharding
+
+    sharding = getattr(array, "sharding", None)
+    return isinstance(sharding, NamedSharding) and sharding.mesh == mesh
 
 
 def _check_checkpointing(
