@@ -258,10 +258,18 @@ def _sweep(quick: bool, repeats: int) -> list[dict[str, Any]]:
         "vmap(optax lax.scan)": lambda: _block(vmap_scan(lr_array)),
         "vmap(inject_hyperparams scan)": lambda: _block(injected(lr_array)),
     }
-    rows = []
     workload = f"sweep {members} lrs, linear N=10,000 D=10, {epochs} epochs"
+    rows = _time_sweep(workload, methods, members, repeats)
+    rows += _mlp_sweep(quick)
+    return rows
+
+
+def _time_sweep(
+    workload: str, methods: dict[str, Runner], members: int, repeats: int
+) -> list[dict[str, Any]]:
+    rows = []
     for name, runner in methods.items():
-        first, best = _seconds(runner, 1 if name == "sequential jgd.fit" else repeats)
+        first, best = _seconds(runner, 1 if name.startswith("sequential") else repeats)
         rows.append(
             {
                 "workload": workload,
@@ -269,10 +277,35 @@ def _sweep(quick: bool, repeats: int) -> list[dict[str, Any]]:
                 "metric": "models_per_s",
                 "value": members / best,
                 "compile_s": max(first - best, 0.0),
-                "steps": epochs,
             }
         )
     return rows
+
+
+def _mlp_sweep(quick: bool) -> list[dict[str, Any]]:
+    """64 learning rates of an 8-32-32-1 MLP, mini-batch momentum, vs 64 sequential fits."""
+    members, epochs = (16, 2) if quick else (64, 20)
+    data = _mlp_data(2_000)
+    model = models.mlp([8, 32, 32, 1])
+    loss_fn = losses.objective(model, losses.mse)
+    start = model.init(jax.random.key(0))
+    rates = np.geomspace(1e-3, 0.3, members)
+    common = dict(epochs=epochs, batch_size=_BATCH, key=jax.random.key(0))
+    methods = {
+        "jgd.sweep (MLP)": lambda: _block(
+            sweep(
+                loss_fn, start, data, optimizer=momentum, grid={"learning_rate": rates}, **common
+            ).params
+        ),
+        "sequential jgd.fit (MLP)": lambda: _block(
+            [
+                fit(loss_fn, start, data, optimizer=momentum(float(r)), **common).params
+                for r in rates
+            ]
+        ),
+    }
+    workload = f"sweep {members} lrs, MLP 8-32-32-1, N=2,000, batch {_BATCH}, {epochs} epochs"
+    return _time_sweep(workload, methods, members, 1)
 
 
 # ------------------------------------------------------- 3. mini-batch MLP

@@ -22,12 +22,14 @@ def test_quick_bench_runs_every_workload_and_writes_json(tmp_path):
     rows = report["results"]
     workloads = {row["workload"] for row in rows}
     assert any(w.startswith("linear") for w in workloads)
-    assert any(w.startswith("sweep") for w in workloads)
+    assert sum(w.startswith("sweep") for w in workloads) == 2  # linear and MLP sweeps
     assert sum(w.startswith("MLP") for w in workloads) == 2  # adam and momentum
     for workload in workloads:
         methods = {row["method"] for row in rows if row["workload"] == workload}
         assert any(m.startswith("jgd") for m in methods)
-        assert len(methods) >= 3  # jgd beside at least two other ways
+        assert len(methods) >= 2  # jgd beside at least one other way
+        if workload.startswith("linear"):
+            assert {"jgd.fit", "optax python loop", "optax lax.scan", "numpy"} <= methods
     for row in rows:
         assert row["value"] > 0 and row["compile_s"] >= 0
         if row["method"].startswith("jgd"):
