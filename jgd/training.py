@@ -345,12 +345,20 @@ def _advance(
 ) -> _State:
     """Run ``epochs`` more epochs: ``lax.scan`` for a fixed count, ``lax.while_loop``
     when ``tol``/``patience`` may stop the run first."""
-    body = _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config, state.prev_loss.dtype)
     if config.use_tol or config.patience is not None:
-        stop_at = jnp.minimum(state.epoch + epochs, config.epochs)
-        return lax.while_loop(
-            lambda s: (s.epoch < stop_at) & (s.status == Status.MAX_EPOCHS), body, state
+        return _advance_until(
+            loss_fn,
+            optimizer,
+            data,
+            val_data,
+            key,
+            tol,
+            config,
+            state,
+            state.epoch + epochs,
+            stop_when_stopped=True,
         )
+    body = _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config, state.prev_loss.dtype)
     final, _ = lax.scan(lambda s, _: (body(s), None), state, None, length=epochs)
     return final
 
