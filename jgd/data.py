@@ -400,8 +400,9 @@ def shard(dataset: Dataset, mesh: Any, axis: str | None = None) -> Dataset:
     Example:
         >>> import jax, jax.numpy as jnp, jgd
         >>> mesh = jax.make_mesh((1,), ("data",))
-        >>> jgd.data.shard(jgd.Dataset(jnp.ones((4, 2)), jnp.ones(4)), mesh).X.sharding.spec
-        PartitionSpec('data',)
+        >>> placed = jgd.data.shard(jgd.Dataset(jnp.ones((4, 2)), jnp.ones(4)), mesh)
+        >>> placed.X.sharding.spec == jax.sharding.PartitionSpec("data")
+        True
     """
     dataset = check_dataset(dataset, "dataset")
     sharding, count = _rows_sharding(mesh, axis)
