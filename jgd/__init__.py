@@ -4,7 +4,7 @@ A loss ``loss_fn(params, batch) -> scalar``, optax-compatible optimizers, and a
 whole training run (every epoch and mini-batch) compiled into one XLA program.
 """
 
-from jgd import compare, curvature, data, datasets, losses, models, problems
+from jgd import compare, curvature, data, datasets, distributed, losses, models, problems
 from jgd.curvature import lr_bound
 from jgd.data import Dataset
 from jgd.exact import least_squares
@@ -26,6 +26,7 @@ __all__ = [
     "curvature",
     "data",
     "datasets",
+    "distributed",
     "fit",
     "gd",
     "least_squares",

@@ -236,7 +236,7 @@ def _fit(args: argparse.Namespace) -> int:
         optimizer=_optimizer(args.optimizer, learning_rate, args.beta),
         epochs=args.epochs,
         batch_size=args.batch_size,
-        key=jax_key(args.seed) if args.batch_size else None,
+        key=_key(args.seed) if args.batch_size else None,
         val_data=setup["val"],
         tol=args.tol,
         patience=args.patience,
@@ -301,7 +301,7 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def jax_key(seed: int) -> Any:
+def _key(seed: int) -> Any:
     import jax
 
     return jax.random.key(seed)
@@ -338,7 +338,7 @@ def _sweep(args: argparse.Namespace) -> int:
         grid=grid,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        key=jax_key(args.seed) if args.batch_size else None,
+        key=_key(args.seed) if args.batch_size else None,
         val_data=setup["val"],
         tol=args.tol,
     )
