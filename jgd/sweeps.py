@@ -123,8 +123,8 @@ class SweepResult(NamedTuple):
         index %= self.n_members
         take = functools.partial(jax.tree.map, lambda a: a[index])
         epochs_run = int(self.stop_epoch[index])
-        record_every = _record_every(self.history)
-        kept = math.ceil(epochs_run / record_every)
+        # Records fill from the first slot; slots the member never reached keep epoch 0.
+        kept = int((np.asarray(self.history.epoch[index]) > 0).sum())
         history = jax.tree.map(lambda a: a[index, :kept], self.history)
         diverged_at = int(self.diverged_at[index])
         return FitResult(
@@ -173,17 +173,6 @@ class SweepResult(NamedTuple):
 
     def __repr__(self) -> str:
         return self.table(max_rows=10)
-
-
-def _record_every(history: History) -> int:
-    # Records hold the last epoch of each block of record_every epochs; the
-    # first slot of a member that ran at least two blocks gives the block size.
-    epochs = np.asarray(history.epoch)
-    if epochs.shape[1] > 1:
-        full = epochs[:, 1] > 0
-        if full.any():
-            return int(epochs[full, 0].max())
-    return max(int(epochs.max()), 1)
 
 
 def _grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -278,3 +278,14 @@ def test_eight_device_sharded_sweep_equals_one_device():
     assert runs[1]["status"] == runs[8]["status"]
     np.testing.assert_allclose(runs[8]["w"], runs[1]["w"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(runs[8]["loss"], runs[1]["loss"], rtol=1e-5)
+
+
+def test_member_history_with_record_every_and_early_stop_equals_solo():
+    grid = {"learning_rate": [0.01, 0.3, 5.0]}  # runs on, converges early, diverges
+    kwargs = dict(epochs=50, record_every=4, tol=1e-4)
+    swept = jgd.sweep(LOSS, START, DATA, optimizer=jgd.gd, grid=grid, **kwargs)
+    for i, rate in enumerate(grid["learning_rate"]):
+        solo = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(rate), **kwargs)
+        member = swept.member(i)
+        np.testing.assert_array_equal(member.history.epoch, solo.history.epoch)
+        np.testing.assert_allclose(member.history.loss, solo.history.loss, rtol=1e-5)
