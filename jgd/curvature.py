@@ -17,6 +17,26 @@ from jgd.data import Dataset, check_dataset
 __all__ = ["lr_bound", "top_hessian_eigenvalue"]
 
 
+def _hvp(loss_fn: Any, flat: jax.Array, unravel: Any, data: Dataset) -> Any:
+    """``vector -> H @ vector`` at ``flat``: forward-over-reverse (jvp of the gradient)."""
+
+    def grad(p: jax.Array) -> jax.Array:
+        return ravel_pytree(jax.grad(loss_fn)(unravel(p), data))[0]
+
+    return lambda vector: jax.jvp(grad, (flat,), (vector,))[1]
+
+
+@functools.partial(jax.jit, static_argnames=("static",))
+def _dense_top_eigenvalue(arrays: list[Any], static: _filtering.Static) -> jax.Array:
+    """Exact: the Hessian from one batched HVP per parameter, then ``eigvalsh``."""
+    loss_fn, params, data = _filtering.combine(arrays, static)
+    flat, unravel = ravel_pytree(params)
+    hessian = jax.vmap(_hvp(loss_fn, flat, unravel, data))(jnp.eye(flat.size, dtype=flat.dtype))
+    hessian = (hessian + hessian.T) / 2  # symmetric up to round-off; make it exactly so
+    eigenvalues = jnp.linalg.eigvalsh(hessian)
+    return eigenvalues[jnp.argmax(jnp.abs(eigenvalues))]
+
+
 @functools.partial(jax.jit, static_argnames=("static", "max_iterations"))
 def _power_iteration(
     arrays: list[Any], static: _filtering.Static, max_iterations: int, rtol: jax.Array
@@ -24,11 +44,7 @@ def _power_iteration(
     loss_fn, params, data = _filtering.combine(arrays, static)
     flat, unravel = ravel_pytree(params)
 
-    def hvp(vector: jax.Array) -> jax.Array:
-        # Forward-over-reverse: jvp of the gradient along ``vector``.
-        grad = lambda p: ravel_pytree(jax.grad(loss_fn)(unravel(p), data))[0]  # noqa: E731
-        return jax.jvp(grad, (flat,), (vector,))[1]
-
+    hvp = _hvp(loss_fn, flat, unravel, data)
     start = jax.random.normal(jax.random.key(0), flat.shape, flat.dtype)
     start = start / jnp.linalg.norm(start)
 
@@ -59,11 +75,19 @@ def top_hessian_eigenvalue(
     *,
     max_iterations: int = 500,
     rtol: float = 1e-6,
+    dense_limit: int = 256,
 ) -> float:
     """Largest-magnitude eigenvalue of the Hessian of ``loss_fn`` at ``params``.
 
-    Power iteration on Hessian-vector products (``jax.jvp`` of ``jax.grad``),
-    compiled into one ``lax.while_loop``; the Hessian is never formed.
+    Everything runs on Hessian-vector products (``jax.jvp`` of ``jax.grad``).
+    With at most ``dense_limit`` parameters (linear models, small nets) the
+    answer is exact: the Hessian is built from one batched HVP per parameter
+    and diagonalised (``eigvalsh``). Larger models use power iteration
+    compiled into one ``lax.while_loop``, stopping when the Rayleigh quotient
+    moves by less than ``rtol`` (relative) or after ``max_iterations``; their
+    Hessian is never formed. Power iteration converges slowly when the top
+    eigenvalues are close (309 iterations to 1e-4 on a 10-feature regression),
+    which is why small problems take the exact path.
 
     Example:
         >>> import jax.numpy as jnp, jgd
@@ -74,8 +98,11 @@ def top_hessian_eigenvalue(
     """
     data = check_dataset(data)
     max_iterations = check_positive_int(max_iterations, "max_iterations")
+    dense_limit = check_positive_int(dense_limit, "dense_limit", minimum=0)
     params = jax.tree.map(jnp.asarray, params)
     arrays, static = _filtering.partition((loss_fn, params, data))
+    if sum(leaf.size for leaf in jax.tree.leaves(params)) <= dense_limit:
+        return float(_dense_top_eigenvalue(arrays, static))
     eigenvalue, _ = _power_iteration(arrays, static, max_iterations, jnp.asarray(rtol))
     return float(eigenvalue)
 

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from jgd import _filtering, _progress
+from jgd import _filtering, _fused, _progress
 from jgd._checks import check_hyperparameter, check_positive_int, warn_if_float64_dropped
 from jgd.data import Dataset, check_dataset
 
@@ -154,7 +154,7 @@ def _all_finite(tree: Any) -> jax.Array:
 
 def _step(loss_fn, optimizer, params, opt_state, batch):
     """One update; ``finite`` says whether the loss and new params are finite."""
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    loss, grads = _fused.value_and_grad(loss_fn)(params, batch)
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & _all_finite(new_params)
@@ -340,29 +340,6 @@ def _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config: _Config, l
     return epoch_body
 
 
-def _advance(
-    loss_fn, optimizer, data, val_data, key, tol, config: _Config, state: _State, epochs: int
-) -> _State:
-    """Run ``epochs`` more epochs: ``lax.scan`` for a fixed count, ``lax.while_loop``
-    when ``tol``/``patience`` may stop the run first."""
-    if config.use_tol or config.patience is not None:
-        return _advance_until(
-            loss_fn,
-            optimizer,
-            data,
-            val_data,
-            key,
-            tol,
-            config,
-            state,
-            state.epoch + epochs,
-            stop_when_stopped=True,
-        )
-    body = _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config, state.prev_loss.dtype)
-    final, _ = lax.scan(lambda s, _: (body(s), None), state, None, length=epochs)
-    return final
-
-
 def _advance_until(
     loss_fn,
     optimizer,
@@ -373,16 +350,23 @@ def _advance_until(
     config: _Config,
     state: _State,
     stop_at,
-    *,
-    stop_when_stopped: bool,
 ) -> _State:
-    """Run until the loop counter reaches ``stop_at`` (traced: one program for any
-    chunk length), and, with ``stop_when_stopped``, until the run stops.
+    """Run until the loop counter reaches ``stop_at`` or the run stops.
 
-    The epochs computed are the same as ``_advance``'s (a scan is a while loop
-    in XLA), so chunked runs equal unchunked ones bit for bit.
+    Whole runs and chunked runs (progress bars, checkpoints) both loop here,
+    so they compile the same loop and agree bit for bit (a ``lax.scan`` for the
+    whole run compiled differently: XLA fused the epoch differently and a
+    momentum buffer could differ in its last bit). ``stop_at`` may be traced:
+    one program serves any chunk length.
+
+    A single run leaves the loop once it stops (diverged, converged...). A
+    sweep without tol/patience keeps one shared, unbatched loop counter (its
+    members are masked once stopped, and the driver stops between chunks), as
+    a per-member loop condition would make vmap select the whole state every
+    epoch.
     """
     body = _epoch_body(loss_fn, optimizer, data, val_data, key, tol, config, state.prev_loss.dtype)
+    stop_when_stopped = not config.batched or config.use_tol or config.patience is not None
 
     def cond(s: _State) -> jax.Array:
         going = s.epoch < jnp.minimum(stop_at, config.epochs)
@@ -410,7 +394,9 @@ def _train(
 ) -> _Outcome:
     """The pure training run (traceable, vmappable): every epoch in one program."""
     state = _initial_state(loss_fn, optimizer, params, data, val_data, config)
-    state = _advance(loss_fn, optimizer, data, val_data, key, tol, config, state, config.epochs)
+    state = _advance_until(
+        loss_fn, optimizer, data, val_data, key, tol, config, state, config.epochs
+    )
     return _finish(state, config)
 
 
@@ -456,7 +442,6 @@ def _fit_advance(
         config,
         state,
         stop_at,
-        stop_when_stopped=True,
     )
 
 

@@ -14,7 +14,7 @@ def test_lr_bound_matches_numpy_for_mse_regression(scale):
     loss_fn = jgd.objective(jgd.models.linear(4), jgd.losses.mse)
     bound = jgd.lr_bound(loss_fn, loss_fn.model.init(None), data)
     expected = 2.0 / hessian_top_eigenvalue(data.X)
-    np.testing.assert_allclose(bound, expected, rtol=1e-4)
+    np.testing.assert_allclose(bound, expected, rtol=1e-5)  # exact (dense) for 5 params
 
 
 def test_lr_bound_includes_the_ridge_term():
@@ -37,10 +37,30 @@ def test_top_eigenvalue_of_a_nonquadratic_objective_matches_the_dense_hessian():
     hessian = jax.hessian(lambda f: loss_fn(unravel(f), data))(flat)
     eigenvalues = np.linalg.eigvalsh(np.asarray(hessian, np.float64))
     top = eigenvalues[np.argmax(np.abs(eigenvalues))]
-    estimate = jgd.curvature.top_hessian_eigenvalue(
-        loss_fn, params, data, max_iterations=2000, rtol=1e-8
+    exact = jgd.curvature.top_hessian_eigenvalue(loss_fn, params, data)  # 13 params: dense
+    np.testing.assert_allclose(exact, top, rtol=1e-5)
+    iterated = jgd.curvature.top_hessian_eigenvalue(
+        loss_fn, params, data, max_iterations=2000, rtol=1e-8, dense_limit=0
     )
-    np.testing.assert_allclose(estimate, top, rtol=1e-3)
+    np.testing.assert_allclose(iterated, top, rtol=1e-3)
+
+
+def test_power_iteration_path_agrees_with_numpy_for_mse_regression():
+    data = regression_problem(n=50, d=4)
+    loss_fn = jgd.objective(jgd.models.linear(4), jgd.losses.mse)
+    estimate = jgd.curvature.top_hessian_eigenvalue(
+        loss_fn, loss_fn.model.init(None), data, max_iterations=5000, rtol=1e-9, dense_limit=0
+    )
+    np.testing.assert_allclose(estimate, hessian_top_eigenvalue(data.X), rtol=1e-3)
+
+
+def test_dense_limit_is_validated():
+    data = regression_problem(n=10, d=2)
+    loss_fn = jgd.objective(jgd.models.linear(2), jgd.losses.mse)
+    with pytest.raises(ValueError, match="dense_limit"):
+        jgd.curvature.top_hessian_eigenvalue(
+            loss_fn, loss_fn.model.init(None), data, dense_limit=-1
+        )
 
 
 def test_gd_just_below_the_bound_converges_and_above_diverges():
