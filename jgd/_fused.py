@@ -13,13 +13,15 @@ D=10 on a 2-core CPU). The arithmetic is the same up to round-off; the loss
 is still ``mean(r ** 2)`` of the residuals (not an algebraic shortcut, which
 would lose accuracy near a perfect fit).
 
-Only the batched case changes: a single run (``fit``) traces exactly
-``jax.value_and_grad(loss_fn)``, and anything jgd does not recognise as its
-own linear model with MSE falls back to it.
+A single run (``fit``) traces exactly ``jax.value_and_grad(loss_fn)``, except
+with at most four features, where the products are written column by column
+(XLA:CPU's dot kernels cost more to launch than such products take). Anything
+jgd does not recognise as its own linear model with MSE uses autodiff.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -81,11 +83,29 @@ def _linear_mse_value_and_grad(loss_fn: Objective, params: Any, batch: Any):
     return value, grads
 
 
+# Up to this many features a single run writes the products out column by
+# column: on CPU, launching XLA's dot kernels costs more than the arithmetic
+# (N=1,000, D=2: 1.6 against 2.9 us per step in a bare loop).
+_ELEMENTWISE_FEATURES = 4
+
+
 def _plain(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
+    if X.shape[1] <= _ELEMENTWISE_FEATURES:
+        return _elementwise(w, b, X, y)
     value, (grad_w, grad_b) = jax.value_and_grad(
         lambda w, b: mse(_linear_apply({"w": w, "b": b}, X), y), argnums=(0, 1)
     )(w, b)
     return value, grad_w, grad_b
+
+
+def _elementwise(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
+    """``X @ w + b - y`` and ``(2/n) [X, 1]^T r`` as one fused loop and a few sums."""
+    columns = [X[:, j] for j in range(X.shape[1])]
+    residuals = functools.reduce(jnp.add, [c * w[j] for j, c in enumerate(columns)]) + b - y
+    value = jnp.mean(jnp.square(residuals))
+    scale = 2 / X.shape[0]
+    grad_w = jnp.stack([jnp.sum(c * residuals) for c in columns]) * scale
+    return value, grad_w, jnp.sum(residuals) * scale
 
 
 _mse_and_grads = jax.custom_batching.custom_vmap(_plain)

@@ -100,14 +100,30 @@ def test_fused_with_shared_bias_and_batched_data_fall_back_correctly():
 
 
 def test_a_single_run_traces_plain_autodiff():
-    data = regression_problem(n=25, d=3)
-    loss_fn = jgd.objective(jgd.models.linear(3))
-    params = {"w": jnp.ones(3), "b": jnp.float32(0.5)}
+    data = regression_problem(n=25, d=6)
+    loss_fn = jgd.objective(jgd.models.linear(6))
+    params = {"w": jnp.linspace(-1.0, 1.0, 6), "b": jnp.float32(0.5)}
     loss, grads = jax.jit(_fused.value_and_grad(loss_fn))(params, data)
     loss_ref, grads_ref = jax.jit(jax.value_and_grad(loss_fn))(params, data)
     assert float(loss) == float(loss_ref)  # the same ops, so the same bits
     for leaf, ref in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref), strict=True):
         np.testing.assert_array_equal(leaf, ref)
+
+
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_few_features_are_written_column_by_column(d):
+    data = regression_problem(n=31, d=d)
+    loss_fn = jgd.objective(jgd.models.linear(d))
+    params = {"w": jnp.linspace(-1.0, 1.0, d), "b": jnp.float32(0.5)}
+    value_and_grad = _fused.value_and_grad(loss_fn)
+    names = [eqn.primitive.name for eqn in _equations(jax.make_jaxpr(value_and_grad)(params, data))]
+    assert "custom_vmap_call" in names and "dot_general" not in names
+    loss, grads = jax.jit(value_and_grad)(params, data)
+    X, y = np.asarray(data.X, np.float64), np.asarray(data.y, np.float64)
+    residual = X @ np.asarray(params["w"], np.float64) + 0.5 - y
+    np.testing.assert_allclose(loss, np.mean(residual**2), rtol=1e-6)
+    np.testing.assert_allclose(grads["w"], 2 / 31 * X.T @ residual, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grads["b"], 2 / 31 * residual.sum(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -137,17 +153,21 @@ def test_the_sweep_program_uses_the_rows_by_members_layout():
     jaxpr = jax.make_jaxpr(jax.vmap(_fused.value_and_grad(loss_fn), in_axes=(0, None)))(
         params, data
     )
-
-    def all_dots(jaxpr):
-        found = []
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "dot_general":
-                found.append(eqn)
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                found.extend(all_dots(sub))
-        return found
-
-    dots = all_dots(jaxpr.jaxpr)
+    dots = [eqn for eqn in _equations(jaxpr) if eqn.primitive.name == "dot_general"]
     shapes = sorted(tuple(eqn.outvars[0].aval.shape) for eqn in dots)
     # One product for the residuals (rows, members) and one for every gradient.
     assert shapes == [(3 + 1, MEMBERS), (29, MEMBERS)]
+
+
+def _equations(closed_jaxpr):
+    """Every equation of a jaxpr, inner jaxprs (jit, custom_vmap...) included."""
+    found = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            found.append(eqn)
+            for inner in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(inner)
+
+    visit(closed_jaxpr.jaxpr)
+    return found
