@@ -2,7 +2,9 @@
 
 ``sweep`` vmaps the same pure training core that ``fit`` compiles, so each
 member behaves exactly like a solo ``fit`` (batching, reshuffles, history,
-stopping, divergence), and hyperparameters are traced data.
+stopping, divergence), and hyperparameters are traced data. For jgd's linear
+model with MSE the batched loss and gradient have their own rule
+(``jgd._fused``: three passes over the members' residuals instead of nine).
 """
 
 from __future__ import annotations
