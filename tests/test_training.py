@@ -84,17 +84,19 @@ def test_every_row_is_used_exactly_once_per_epoch(n, batch_size):
     np.testing.assert_array_equal(result.params["count"], np.full(n, 3.0))
 
 
-def test_minibatch_matches_numpy_with_the_same_row_orders():
+@pytest.mark.parametrize("n", [60, 100])  # below 64 rows the shuffle sorts; above, Feistel
+def test_minibatch_matches_numpy_with_the_same_row_orders(n):
     key = jax.random.key(7)
-    n, batch_size, epochs = DATA.n_rows, 16, 5  # 60 rows: 3 full batches and one of 12
+    data = DATA if n == 60 else regression_problem(n=n, d=3, seed=3)
+    batch_size, epochs = 16, 5  # 60 rows: 3 full batches and one of 12; 100: 6 and one of 4
     result = jgd.fit(
-        LOSS, START, DATA, optimizer=jgd.gd(0.05), epochs=epochs, batch_size=batch_size, key=key
+        LOSS, START, data, optimizer=jgd.gd(0.05), epochs=epochs, batch_size=batch_size, key=key
     )
     orders = [
         np.asarray(jgd.data.permutation(jax.random.fold_in(key, e), n))
         for e in range(1, epochs + 1)
     ]
-    w, b, losses = numpy_minibatch_gd(DATA.X, DATA.y, 0.05, orders, batch_size)
+    w, b, losses = numpy_minibatch_gd(data.X, data.y, 0.05, orders, batch_size)
     np.testing.assert_allclose(result.history.loss, losses, rtol=1e-5)
     np.testing.assert_allclose(result.params["w"], w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.params["b"], b, rtol=1e-5, atol=1e-6)
