@@ -46,7 +46,6 @@ from jgd.training import (
     _prepare,
     _put,
     _State,
-    _train,
 )
 
 __all__ = ["Best", "SweepResult", "sweep"]
@@ -264,20 +263,6 @@ _STATIC = ("static", "factory", "seeded", "config")
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _sweep_program(arrays, static, factory, seeded: bool, config: _Config):
-    """Every member's whole run in one program."""
-    loss_fn, params, data, val_data, key, tol, configs = _filtering.combine(arrays, static)
-    data, val_data = _constrain((data, val_data), config)
-
-    def member(values, start):
-        member_loss, optimizer = _member(loss_fn, factory, values)
-        outcome = _train(member_loss, optimizer, start, data, val_data, key, tol, config)
-        return outcome, *_final_losses(member_loss, outcome.params, data, val_data)
-
-    return jax.vmap(member, in_axes=(0, 0 if seeded else None))(configs, params)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
 def _sweep_start(arrays, static, factory, seeded: bool, config: _Config) -> _State:
     loss_fn, params, data, val_data, _, _, configs = _filtering.combine(arrays, static)
     data, val_data = _constrain((data, val_data), config)
@@ -487,10 +472,13 @@ def sweep(
     seeded = seeds is not None
     every = _check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs)
     show = _progress.wanted(progress, config.epochs, data.n_rows * members)
+    call = (arrays, static, optimizer, seeded, config)
     if not show and checkpoint is None:
-        outcome, final_loss, final_val = _sweep_program(arrays, static, optimizer, seeded, config)
+        # The programs a chunked sweep calls, in one chunk (see ``jgd.fit``): a
+        # sweep with a progress bar or checkpoints equals this one bit for bit.
+        state = _sweep_advance(*call, _sweep_start(*call), config.epochs)
+        outcome, final_loss, final_val = _sweep_finish(*call, state)
     else:
-        call = (arrays, static, optimizer, seeded, config)
 
         def postfix(state: _State) -> dict[str, str]:
             status, loss = (np.asarray(a) for a in jax.device_get((state.status, state.prev_loss)))

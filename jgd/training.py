@@ -1,11 +1,15 @@
-"""Training: a whole gradient-descent run compiled into one XLA program.
+"""Training: a whole gradient-descent run compiled into one XLA loop.
 
 ``fit`` validates its inputs in Python, then runs every epoch, mini-batch,
-reshuffle, validation pass, stopping test and history write inside a single
-``jax.jit`` program: ``lax.scan`` over epochs when the epoch count is fixed,
-``lax.while_loop`` when ``tol``/``patience`` can stop it early.
+reshuffle, validation pass, stopping test and history write inside one
+``lax.while_loop`` in one ``jax.jit`` program (``_fit_advance``); two tiny
+programs build the initial state and the result. The loop stops at the epoch
+count or when the run stops (diverged, converged, early-stopped). Progress
+bars and checkpoints call the same loop program chunk by chunk, so they give
+the same bits.
 
-``_train`` is the pure core; ``jgd.sweep`` vmaps it over hyperparameters.
+``_initial_state``/``_advance_until``/``_finish`` are the pure core;
+``jgd.sweep`` vmaps them over hyperparameters.
 """
 
 from __future__ import annotations
@@ -397,29 +401,11 @@ def _finish(state: _State, config: _Config) -> _Outcome:
     )
 
 
-def _train(
-    loss_fn, optimizer, params, data: Dataset, val_data: Dataset | None, key, tol, config: _Config
-) -> _Outcome:
-    """The pure training run (traceable, vmappable): every epoch in one program."""
-    state = _initial_state(loss_fn, optimizer, params, data, val_data, config)
-    state = _advance_until(
-        loss_fn, optimizer, data, val_data, key, tol, config, state, config.epochs
-    )
-    return _finish(state, config)
-
-
 def _constrain(datasets: Any, config: _Config) -> Any:
     """Shard data rows over the mesh inside the program (a no-op without one)."""
     if config.data_sharding is None:
         return datasets
     return jax.tree.map(lambda a: lax.with_sharding_constraint(a, config.data_sharding), datasets)
-
-
-@functools.partial(jax.jit, static_argnames=("static", "config"))
-def _fit_program(arrays: list[Any], static: _filtering.Static, config: _Config) -> _Outcome:
-    loss_fn, optimizer, params, data, val_data, key, tol = _filtering.combine(arrays, static)
-    data, val_data = _constrain((data, val_data), config)
-    return _train(loss_fn, optimizer, params, data, val_data, key, tol, config)
 
 
 @jax.jit
@@ -651,7 +637,14 @@ def fit(
         arrays, config = _place_on_mesh(arrays, (data, val_data), mesh, config)
     show = _progress.wanted(progress, config.epochs, data.n_rows)
     if not show and checkpoint is None:
-        outcome = _fit_program(arrays, static, config)
+        # The programs a chunked run calls, in one chunk: one while loop runs
+        # every epoch, and a run with a progress bar or checkpoints equals this
+        # one bit for bit by construction. (One program holding start, loop and
+        # finish compiled the epoch differently, e.g. fusing a multiply-add in
+        # one and not the other, and results differed in their last bits.)
+        state = _fit_start(arrays, static, config)
+        state = _fit_advance(arrays, static, config, state, config.epochs)
+        outcome = _fit_finish(state, config)
     else:
 
         def postfix(state: _State) -> dict[str, str]:

@@ -58,7 +58,8 @@ loss_fn, d, v, k, cfg, tol = training._prepare(loss, placed, epochs=3, batch_siz
     val_data=None, tol=None, patience=None, record_every=1)
 arrays, static = _filtering.partition((loss_fn, jgd.gd(0.1), loss.model.init(None), d, v, k, tol))
 arrays, cfg = training._place_on_mesh(arrays, (d, v), "auto", cfg)
-hlo = training._fit_program.lower(arrays, static, cfg).compile().as_text()
+state = training._fit_start(arrays, static, cfg)
+hlo = training._fit_advance.lower(arrays, static, cfg, state, 3).compile().as_text()
 out["all_reduce"] = "all-reduce" in hlo
 print(json.dumps(out))
 """

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import jgd
 import jgd.cli
 from jgd.estimators import GDRegressor
-from jgd.sweeps import _sweep_program
-from jgd.training import _fit_program
+from jgd.sweeps import _sweep_advance
+from jgd.training import _fit_advance
 from tests.helpers import hessian_top_eigenvalue, regression_problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -573,10 +573,10 @@ def test_repeated_fits_and_sweeps_do_not_grow_memory_or_recompile():
     for i in range(20):  # warm up: compile, allocator pools
         once(i)
     gc.collect()
-    fits, sweeps, before = _fit_program._cache_size(), _sweep_program._cache_size(), rss_mb()
+    fits, sweeps, before = _fit_advance._cache_size(), _sweep_advance._cache_size(), rss_mb()
     for i in range(200):
         once(i)
     gc.collect()
-    assert _fit_program._cache_size() == fits and _sweep_program._cache_size() == sweeps
+    assert _fit_advance._cache_size() == fits and _sweep_advance._cache_size() == sweeps
     assert rss_mb() - before < 40, f"RSS grew by {rss_mb() - before:.1f} MB over 200 calls"
     assert len(jgd.data._FINITE) < 50  # remembered finite checks die with their arrays

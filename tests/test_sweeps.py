@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import jgd
-from jgd.sweeps import _sweep_program
+from jgd.sweeps import _sweep_advance
 from tests.helpers import hessian_top_eigenvalue, regression_problem
 
 DATA, VAL = jgd.data.split(regression_problem(n=64, d=3), (0.75, 0.25))
@@ -193,10 +193,10 @@ def test_seeds_train_each_config_from_several_initialisations():
 def test_second_sweep_with_other_values_does_not_recompile():
     grid = {"learning_rate": jnp.array([0.01, 0.02, 0.03]), "beta": jnp.array([0.5])}
     jgd.sweep(LOSS, START, DATA, optimizer=jgd.momentum, grid=grid, epochs=4)
-    size = _sweep_program._cache_size()
+    size = _sweep_advance._cache_size()
     other = {"learning_rate": jnp.array([0.1, 0.2, 0.3]), "beta": jnp.array([0.9])}
     jgd.sweep(LOSS, START, DATA, optimizer=jgd.momentum, grid=other, epochs=4)
-    assert _sweep_program._cache_size() == size
+    assert _sweep_advance._cache_size() == size
 
 
 def test_result_summary_best_and_table():

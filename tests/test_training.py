@@ -6,7 +6,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import jgd
-from jgd.training import _fit_program
+from jgd.training import _fit_advance
 from tests.helpers import (
     classification_problem,
     hessian_top_eigenvalue,
@@ -218,7 +218,7 @@ def test_validation_loss_is_measured_after_each_epoch():
 
 def test_new_learning_rate_or_l2_value_does_not_recompile():
     jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.01, beta=0.9), epochs=7)
-    size = _fit_program._cache_size()
+    size = _fit_advance._cache_size()
     jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.02, beta=0.5), epochs=7)
     jgd.fit(
         jgd.objective(jgd.models.linear(3), jgd.losses.mse),
@@ -227,15 +227,15 @@ def test_new_learning_rate_or_l2_value_does_not_recompile():
         optimizer=jgd.momentum(0.03),
         epochs=7,
     )
-    assert _fit_program._cache_size() == size
+    assert _fit_advance._cache_size() == size
     jgd.fit(
         jgd.objective(MODEL, jgd.losses.mse, l2=0.1), START, DATA, optimizer=jgd.gd(0.1), epochs=7
     )
-    size = _fit_program._cache_size()
+    size = _fit_advance._cache_size()
     jgd.fit(
         jgd.objective(MODEL, jgd.losses.mse, l2=0.2), START, DATA, optimizer=jgd.gd(0.3), epochs=7
     )
-    assert _fit_program._cache_size() == size
+    assert _fit_advance._cache_size() == size
 
 
 def test_optax_optimizer_and_mlp_train():
