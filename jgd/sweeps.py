@@ -473,52 +473,46 @@ def sweep(
     every = _check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs)
     show = _progress.wanted(progress, config.epochs, data.n_rows * members)
     call = (arrays, static, optimizer, seeded, config)
-    if not show and checkpoint is None:
-        # The programs a chunked sweep calls, in one chunk (see ``jgd.fit``): a
-        # sweep with a progress bar or checkpoints equals this one bit for bit.
-        state = _sweep_advance(*call, _sweep_start(*call), config.epochs)
-        outcome, final_loss, final_val = _sweep_finish(*call, state)
-    else:
 
-        def postfix(state: _State) -> dict[str, str]:
-            status, loss = (np.asarray(a) for a in jax.device_get((state.status, state.prev_loss)))
-            finite = loss[np.isfinite(loss)]
-            return {
-                "best": f"{finite.min():.4g}" if finite.size else "-",
-                "median": f"{np.median(finite):.4g}" if finite.size else "-",
-                "running": f"{int((status == Status.MAX_EPOCHS).sum())}/{status.size}",
-            }
+    def postfix(state: _State) -> dict[str, str]:
+        status, loss = (np.asarray(a) for a in jax.device_get((state.status, state.prev_loss)))
+        finite = loss[np.isfinite(loss)]
+        return {
+            "best": f"{finite.min():.4g}" if finite.size else "-",
+            "median": f"{np.median(finite):.4g}" if finite.size else "-",
+            "running": f"{int((status == Status.MAX_EPOCHS).sum())}/{status.size}",
+        }
 
-        def fingerprint(state: _State) -> dict[str, Any]:
-            from jgd import checkpoint as checkpoints
+    def fingerprint(state: _State) -> dict[str, Any]:
+        from jgd import checkpoint as checkpoints
 
-            grid_values = {n: np.asarray(v).tolist() for n, v in configs.items()}
-            return checkpoints.fingerprint(
-                loss_fn=loss_fn,
-                optimizer=optimizer,
-                data=data,
-                val_data=val_data,
-                key=key,
-                tol=tol,
-                config=config,
-                state=state,
-                extra={"grid": grid_values},
-            )
-
-        outcome, final_loss, final_val = _drive(
-            start=lambda: _sweep_start(*call),
-            advance=lambda state, stop_at: _sweep_advance(*call, state, stop_at),
-            finish=lambda state: _sweep_finish(*call, state),
+        grid_values = {n: np.asarray(v).tolist() for n, v in configs.items()}
+        return checkpoints.fingerprint(
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            data=data,
+            val_data=val_data,
+            key=key,
+            tol=tol,
             config=config,
-            description="jgd.sweep",
-            still_running=lambda state: bool(np.any(np.asarray(state.status) == Status.MAX_EPOCHS)),
-            postfix=postfix,
-            progress=show,
-            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
-            checkpoint_every=every,
-            resume=resume,
-            fingerprint=fingerprint,
+            state=state,
+            extra={"grid": grid_values},
         )
+
+    outcome, final_loss, final_val = _drive(
+        start=lambda: _sweep_start(*call),
+        advance=lambda state, stop_at: _sweep_advance(*call, state, stop_at),
+        finish=lambda state: _sweep_finish(*call, state),
+        config=config,
+        description="jgd.sweep",
+        still_running=lambda state: bool(np.any(np.asarray(state.status) == Status.MAX_EPOCHS)),
+        postfix=postfix,
+        progress=show,
+        checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+        checkpoint_every=every,
+        resume=resume,
+        fingerprint=fingerprint,
+    )
     if padded != members:
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)

@@ -635,50 +635,39 @@ def fit(
     arrays, static = _filtering.partition((loss_fn, optimizer, params, data, val_data, key, tol))
     if mesh is not None:
         arrays, config = _place_on_mesh(arrays, (data, val_data), mesh, config)
-    show = _progress.wanted(progress, config.epochs, data.n_rows)
-    if not show and checkpoint is None:
-        # The programs a chunked run calls, in one chunk: one while loop runs
-        # every epoch, and a run with a progress bar or checkpoints equals this
-        # one bit for bit by construction. (One program holding start, loop and
-        # finish compiled the epoch differently, e.g. fusing a multiply-add in
-        # one and not the other, and results differed in their last bits.)
-        state = _fit_start(arrays, static, config)
-        state = _fit_advance(arrays, static, config, state, config.epochs)
-        outcome = _fit_finish(state, config)
-    else:
 
-        def postfix(state: _State) -> dict[str, str]:
-            status, loss = jax.device_get((state.status, state.prev_loss))
-            return {"loss": f"{float(loss):.4g}", "status": Status(int(status)).name}
+    def postfix(state: _State) -> dict[str, str]:
+        status, loss = jax.device_get((state.status, state.prev_loss))
+        return {"loss": f"{float(loss):.4g}", "status": Status(int(status)).name}
 
-        def fingerprint(state: _State) -> dict[str, Any]:
-            from jgd import checkpoint as checkpoints
+    def fingerprint(state: _State) -> dict[str, Any]:
+        from jgd import checkpoint as checkpoints
 
-            return checkpoints.fingerprint(
-                loss_fn=loss_fn,
-                optimizer=optimizer,
-                data=data,
-                val_data=val_data,
-                key=key,
-                tol=tol,
-                config=config,
-                state=state,
-            )
-
-        outcome = _drive(
-            start=lambda: _fit_start(arrays, static, config),
-            advance=lambda state, stop_at: _fit_advance(arrays, static, config, state, stop_at),
-            finish=lambda state: _fit_finish(state, config),
+        return checkpoints.fingerprint(
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            data=data,
+            val_data=val_data,
+            key=key,
+            tol=tol,
             config=config,
-            description="jgd.fit",
-            still_running=lambda state: bool(state.status == Status.MAX_EPOCHS),
-            postfix=postfix,
-            progress=show,
-            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            fingerprint=fingerprint,
+            state=state,
         )
+
+    outcome = _drive(
+        start=lambda: _fit_start(arrays, static, config),
+        advance=lambda state, stop_at: _fit_advance(arrays, static, config, state, stop_at),
+        finish=lambda state: _fit_finish(state, config),
+        config=config,
+        description="jgd.fit",
+        still_running=lambda state: bool(state.status == Status.MAX_EPOCHS),
+        postfix=postfix,
+        progress=_progress.wanted(progress, config.epochs, data.n_rows),
+        checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        fingerprint=fingerprint,
+    )
     result = _trim(outcome, config.record_every)
     if result.status is Status.DIVERGED:
         message = _divergence_message(loss_fn, params, data, result.diverged_at)
@@ -803,11 +792,14 @@ def _drive(
     resume: bool,
     fingerprint: Any,
 ) -> Any:
-    """Run a compiled training loop in chunks: progress bar, checkpoints, resume.
+    """Run a compiled training loop: whole, or in chunks for progress and checkpoints.
 
     ``start()`` gives the fresh state, ``advance(state, stop_at)`` runs it to the
     loop epoch ``stop_at`` (one compiled program for every chunk length), and
-    ``finish(state)`` the outcome. Chunking does not change the result.
+    ``finish(state)`` the outcome. Every run goes through here, a plain one as
+    a single chunk, so a run with a progress bar or checkpoints calls the same
+    compiled loop and equals a plain run bit for bit. (One program holding
+    start, loop and finish fused the epoch differently and changed last bits.)
     """
     from jgd import checkpoint as checkpoints
 
@@ -819,8 +811,10 @@ def _drive(
     if checkpoint_every is not None:
         first = (done // checkpoint_every + 1) * checkpoint_every
         stops = iter([*range(first, config.epochs, checkpoint_every), config.epochs])
-    else:
+    elif progress:
         stops = _progress.chunks(config.epochs, start=done)
+    else:
+        stops = iter([config.epochs])
     bar = _progress.bar(config.epochs, description, initial=done) if progress else None
     try:
         while done < config.epochs and still_running(state):

@@ -4,6 +4,8 @@ import pytest
 
 import jgd
 from jgd import _progress
+from jgd.sweeps import _sweep_advance
+from jgd.training import _fit_advance
 from tests.helpers import regression_problem
 
 DATA, VAL = jgd.data.split(regression_problem(n=80, d=3), (0.75, 0.25))
@@ -33,6 +35,19 @@ def test_chunked_fit_equals_unchunked_bit_for_bit(kwargs, capsys):
     assert_same_bits(chunked.opt_state, plain.opt_state)
     assert_same_bits(chunked.history, plain.history)
     assert "jgd.fit" in capsys.readouterr().err  # the bar was drawn
+
+
+def test_a_bar_reuses_the_plain_runs_compiled_loop(capsys):
+    # Plain and chunked runs call one compiled loop program: same bits by construction.
+    kwargs = {"epochs": 37, "batch_size": 9, "key": jax.random.key(3)}
+    jgd.fit(LOSS, START, DATA, optimizer=jgd.nesterov(0.02), progress=False, **kwargs)
+    grid = {"learning_rate": [0.01, 0.02]}
+    jgd.sweep(LOSS, START, DATA, optimizer=jgd.gd, grid=grid, progress=False, **kwargs)
+    fits, sweeps = _fit_advance._cache_size(), _sweep_advance._cache_size()
+    jgd.fit(LOSS, START, DATA, optimizer=jgd.nesterov(0.02), progress=True, **kwargs)
+    jgd.sweep(LOSS, START, DATA, optimizer=jgd.gd, grid=grid, progress=True, **kwargs)
+    assert _fit_advance._cache_size() == fits and _sweep_advance._cache_size() == sweeps
+    assert "jgd.fit" in capsys.readouterr().err
 
 
 def test_chunked_fit_stops_at_divergence_like_unchunked():
