@@ -351,7 +351,7 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
         raise ValueError(f"n must be between 1 and 2**30, got {n}.")
     if n < _SORT_BELOW:
         return jax.random.permutation(key, n).astype(jnp.int32)
-    bits = max(2, math.ceil(math.log2(n)))
+    bits = (n - 1).bit_length()  # the smallest power-of-two domain holding range(n)
     left_bits = bits // 2
     right_bits = bits - left_bits
     left_mask = jnp.uint32((1 << left_bits) - 1)
