@@ -15,8 +15,11 @@ would lose accuracy near a perfect fit).
 
 A single run (``fit``) traces exactly ``jax.value_and_grad(loss_fn)``, except
 with at most four features, where the products are written column by column
-(XLA:CPU's dot kernels cost more to launch than such products take). Anything
-jgd does not recognise as its own linear model with MSE uses autodiff.
+(XLA:CPU's dot kernels cost more to launch than such products take), and with
+5 to 64 float32 features on a CPU where jgd's native kernel is built
+(``jgd/_native``): it reads X once per step where XLA's two products read it
+twice. Anything jgd does not recognise as its own linear model with MSE uses
+autodiff.
 """
 
 from __future__ import annotations
@@ -29,16 +32,23 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import Partial
 
+from jgd import _native
 from jgd.losses import Objective, l2_penalty, mse
 from jgd.models import _linear_apply, _linear_apply_member_major
 
 _LINEAR_APPLIES = (_linear_apply, _linear_apply_member_major)
 
 
-def value_and_grad(loss_fn: Callable[..., jax.Array]) -> Callable[..., tuple[jax.Array, Any]]:
-    """``jax.value_and_grad(loss_fn)``, with a fused batched rule for linear MSE."""
+def value_and_grad(
+    loss_fn: Callable[..., jax.Array], *, native: bool = True
+) -> Callable[..., tuple[jax.Array, Any]]:
+    """``jax.value_and_grad(loss_fn)``, with fused rules for linear MSE.
+
+    ``native=False`` keeps the native CPU kernel out (data sharded over a mesh:
+    XLA's partitioner cannot split a custom call).
+    """
     if _is_linear_mse(loss_fn):
-        return Partial(_linear_mse_value_and_grad, loss_fn)
+        return Partial(_linear_mse_value_and_grad, loss_fn, native)
     return jax.value_and_grad(loss_fn)
 
 
@@ -71,10 +81,11 @@ def _fusable(params: Any, batch: Any) -> bool:
     )
 
 
-def _linear_mse_value_and_grad(loss_fn: Objective, params: Any, batch: Any):
+def _linear_mse_value_and_grad(loss_fn: Objective, native: bool, params: Any, batch: Any):
     if not _fusable(params, batch):
         return jax.value_and_grad(loss_fn)(params, batch)
-    value, grad_w, grad_b = _mse_and_grads(params["w"], params["b"], batch.X, batch.y)
+    mse_and_grads = _mse_and_grads_native if native else _mse_and_grads
+    value, grad_w, grad_b = mse_and_grads(params["w"], params["b"], batch.X, batch.y)
     grads = {"w": grad_w, "b": grad_b}
     if not (isinstance(loss_fn.l2, (int, float)) and loss_fn.l2 == 0):
         penalty, penalty_grads = jax.value_and_grad(lambda p: loss_fn.l2 * l2_penalty(p))(params)
@@ -93,6 +104,17 @@ def _plain(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
     """One run's loss and gradients (the unbatched rule)."""
     if X.shape[1] <= _ELEMENTWISE_FEATURES:
         return _elementwise(w, b, X, y)
+    return _autodiff(w, b, X, y)
+
+
+def _plain_native(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
+    """``_plain``, with the native kernel on CPU where it is built and fits."""
+    if X.shape[1] <= _ELEMENTWISE_FEATURES or not _native.fits(X) or not _native.available():
+        return _plain(w, b, X, y)
+    return jax.lax.platform_dependent(w, b, X, y, cpu=_native.linear_mse, default=_autodiff)
+
+
+def _autodiff(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
     value, (grad_w, grad_b) = jax.value_and_grad(
         lambda w, b: mse(_linear_apply({"w": w, "b": b}, X), y), argnums=(0, 1)
     )(w, b)
@@ -110,9 +132,26 @@ def _elementwise(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
 
 
 _mse_and_grads = jax.custom_batching.custom_vmap(_plain)
+_mse_and_grads_native = jax.custom_batching.custom_vmap(_plain_native)
 
 
-@_mse_and_grads.def_vmap
+def _batched_native(axis_size: int, in_batched: tuple[bool, ...], w, b, X, y):
+    """``_batched``, with the sweep's native kernel on CPU where it is built and fits."""
+    w_batched, b_batched, X_batched, y_batched = in_batched
+    if X_batched or y_batched or not w_batched or not _native.fits_members(X):
+        return _batched(axis_size, in_batched, w, b, X, y)
+    if not _native.available():
+        return _batched(axis_size, in_batched, w, b, X, y)
+    if not b_batched:
+        b = jnp.broadcast_to(b, (axis_size,))
+
+    def xla(w, b, X, y):
+        return _batched(axis_size, (True, True, False, False), w, b, X, y)[0]
+
+    out = jax.lax.platform_dependent(w, b, X, y, cpu=_native.linear_mse_members, default=xla)
+    return out, (True, True, True)
+
+
 def _batched(axis_size: int, in_batched: tuple[bool, ...], w, b, X, y):
     w_batched, b_batched, X_batched, y_batched = in_batched
     if X_batched or y_batched or not w_batched:
@@ -131,3 +170,7 @@ def _batched(axis_size: int, in_batched: tuple[bool, ...], w, b, X, y):
     # [X, 1]^T r: every member's weight and bias gradients in one product.
     grads = (columns[:, :-1].T @ residuals) * (2 / n_rows)
     return (value, grads[:-1].T, grads[-1]), (True, True, True)
+
+
+_mse_and_grads.def_vmap(_batched)
+_mse_and_grads_native.def_vmap(_batched_native)

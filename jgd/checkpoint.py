@@ -109,7 +109,9 @@ def fingerprint(
     """What a checkpoint must match to be resumed (all JSON values)."""
     leaves = jax.tree_util.tree_flatten_with_path(state)[0]
     return {
-        "config": {k: v for k, v in config._asdict().items()},
+        # Whether jgd's native kernel ran changes round-off, not the run: a
+        # checkpoint may be resumed on a machine without it.
+        "config": {k: v for k, v in config._asdict().items() if k != "native"},
         "state": [
             [jax.tree_util.keystr(path), list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves
         ],

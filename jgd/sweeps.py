@@ -42,6 +42,7 @@ from jgd.training import (
     _drive,
     _finish,
     _initial_state,
+    _on_one_device,
     _place_on_mesh,
     _prepare,
     _put,
@@ -469,6 +470,7 @@ def sweep(
     arrays, static = _filtering.partition((loss_fn, start, data, val_data, key, tol, traced))
     if mesh is not None:
         arrays, config = _place_on_mesh(arrays, (data, val_data), mesh, config, data_axis)
+    config = config._replace(native=_on_one_device(arrays))
     seeded = seeds is not None
     every = _check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs)
     show = _progress.wanted(progress, config.epochs, data.n_rows * members)

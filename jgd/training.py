@@ -126,6 +126,9 @@ class _Config(NamedTuple):
     # With a mesh: the NamedSharding of data rows, applied inside the program
     # (XLA pads a short last shard itself, so no row is dropped or repeated).
     data_sharding: Any = None
+    # Whether jgd's native CPU kernels may be used (jgd/_native): every array on
+    # one device. XLA's partitioner cannot split a custom call over devices.
+    native: bool = True
 
 
 class _State(NamedTuple):
@@ -156,9 +159,12 @@ def _all_finite(tree: Any) -> jax.Array:
     return functools.reduce(jnp.logical_and, leaves, jnp.array(True))
 
 
-def _step(loss_fn, optimizer, params, opt_state, batch):
-    """One update; ``finite`` says whether the loss and new params are finite."""
-    loss, grads = _fused.value_and_grad(loss_fn)(params, batch)
+def _step(loss_fn, optimizer, params, opt_state, batch, native=True):
+    """One update; ``finite`` says whether the loss and new params are finite.
+
+    ``native=False`` (arrays spread over devices) keeps jgd's native CPU kernels out.
+    """
+    loss, grads = _fused.value_and_grad(loss_fn, native=native)(params, batch)
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & _all_finite(new_params)
@@ -172,8 +178,11 @@ def _run_epoch(loss_fn, optimizer, params, opt_state, data, key, epoch, config):
     the parameters are always the last finite ones.
     """
     n = data.X.shape[0]
+    native = config.native
     if config.batch_size is None:
-        loss, new_params, new_opt_state, ok = _step(loss_fn, optimizer, params, opt_state, data)
+        loss, new_params, new_opt_state, ok = _step(
+            loss_fn, optimizer, params, opt_state, data, native
+        )
         return (
             optax.tree.where(ok, new_params, params),
             optax.tree.where(ok, new_opt_state, opt_state),
@@ -186,7 +195,7 @@ def _run_epoch(loss_fn, optimizer, params, opt_state, data, key, epoch, config):
         params, opt_state, ok = carry
         batch = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
         loss, new_params, new_opt_state, finite = _step(
-            loss_fn, optimizer, params, opt_state, batch
+            loss_fn, optimizer, params, opt_state, batch, native
         )
         ok = ok & finite
         carry = (
@@ -199,7 +208,9 @@ def _run_epoch(loss_fn, optimizer, params, opt_state, data, key, epoch, config):
     def plain_step(carry, rows):
         params, opt_state = carry
         batch = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
-        loss, params, opt_state, finite = _step(loss_fn, optimizer, params, opt_state, batch)
+        loss, params, opt_state, finite = _step(
+            loss_fn, optimizer, params, opt_state, batch, native
+        )
         return (params, opt_state), (loss, finite)
 
     if config.shuffle:
@@ -528,6 +539,15 @@ def _prepare(
     return loss_fn, data, val_data, (key if shuffle else None), config, tol
 
 
+def _on_one_device(tree: Any) -> bool:
+    """Whether no array is spread over several devices (a mesh, jgd.data.shard)."""
+    return all(
+        len(leaf.sharding.device_set) == 1
+        for leaf in jax.tree.leaves(tree)
+        if isinstance(leaf, jax.Array)
+    )
+
+
 def _trim(outcome: _Outcome, record_every: int) -> FitResult:
     status, epochs_run, diverged_at = (
         int(x) for x in jax.device_get((outcome.status, outcome.epochs_run, outcome.diverged_at))
@@ -635,6 +655,7 @@ def fit(
     arrays, static = _filtering.partition((loss_fn, optimizer, params, data, val_data, key, tol))
     if mesh is not None:
         arrays, config = _place_on_mesh(arrays, (data, val_data), mesh, config)
+    config = config._replace(native=_on_one_device(arrays))
 
     def postfix(state: _State) -> dict[str, str]:
         status, loss = jax.device_get((state.status, state.prev_loss))

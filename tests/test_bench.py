@@ -38,6 +38,11 @@ def test_quick_bench_runs_every_workload_and_writes_json(tmp_path):
         r for r in rows if r["workload"].startswith("linear") and r["metric"] == "us_per_step"
     ]
     assert all(r["x_gb_per_s"] > 0 for r in linear)
+    # jgd's linear runs follow optax's trajectory, whichever kernel computed them.
+    assert machine["jgd_native_kernel"]
+    checked = [r for r in linear if r["method"] == "jgd.fit"]
+    assert checked and all(0 <= r["loss_trace_vs_optax_scan"] < 1e-5 for r in checked)
+    assert "jgd native kernel:" in run.stdout and "loss trace is optax lax.scan's" in run.stdout
     assert "jgd ×" in run.stdout and "µs/step" in run.stdout
 
 

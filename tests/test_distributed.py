@@ -61,6 +61,9 @@ arrays, cfg = training._place_on_mesh(arrays, (d, v), "auto", cfg)
 state = training._fit_start(arrays, static, cfg)
 hlo = training._fit_advance.lower(arrays, static, cfg, state, 3).compile().as_text()
 out["all_reduce"] = "all-reduce" in hlo
+# Rows on 8 devices: jgd's native CPU kernels (custom calls) must stay out.
+out["one_device"] = training._on_one_device(arrays)
+out["custom_call"] = "custom-call" in hlo
 print(json.dumps(out))
 """
 
@@ -76,6 +79,7 @@ def test_sharded_fit_equals_one_device_full_batch_minibatch_and_uneven_rows():
         assert out[case]["devices"] == 8
     assert out["shard_rows"] == [8]  # 64 rows: 8 on each device
     assert out["all_reduce"]
+    assert not out["one_device"] and not out["custom_call"]
 
 
 SWEEP = """

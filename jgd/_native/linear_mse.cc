@@ -1,0 +1,351 @@
+// One pass over X for the loss and gradient of linear least squares (float32).
+//
+// For r = X w + b - y this computes mean(r^2), (2/n) X^T r and (2/n) sum(r)
+// reading every row of X from memory once: rows are taken in blocks of
+// kBlockRows that fit in L1, first for their residuals, then again, from L1,
+// for the gradient. XLA computes X w and X^T r as two products, so it streams
+// X twice per step (jgd's benchmark: 1,000,000 x 16).
+//
+// Rows are cut into fixed partitions of kPartitionRows, each summed on its own
+// and combined in partition order, so the result does not depend on how many
+// threads of XLA's pool took part. Built by jgd/_native/__init__.py with the
+// machine's compiler and XLA's FFI headers; AVX-512 only (jgd_native_isa
+// reports 0 without it and jgd then uses XLA).
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace ffi = xla::ffi;
+
+extern "C" int jgd_native_isa() {
+#if defined(__AVX512F__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+#if defined(__AVX512F__)
+namespace {
+
+constexpr int64_t kBlockRows = 256;       // 16 KB of X at 16 features: stays in L1
+constexpr int64_t kPartitionRows = 16384; // fixed, so sums do not depend on threads
+constexpr int64_t kMaxChunks = 4;         // up to 64 features (16 per vector)
+
+// Horizontal sums of 16 vectors at once: lane k of the result is the sum of
+// the lanes of p[k] (a 16 x 16 transpose folded into the additions).
+inline __m512 SumsOf16(const __m512* p) {
+  __m512 q[8];
+  for (int k = 0; k < 8; ++k) {
+    __m512 a = p[2 * k], c = p[2 * k + 1];
+    q[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, c, 0x44), _mm512_shuffle_f32x4(a, c, 0xEE));
+  }
+  __m512 s[4];
+  for (int k = 0; k < 4; ++k) {
+    __m512 a = q[2 * k], c = q[2 * k + 1];
+    s[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, c, 0x88), _mm512_shuffle_f32x4(a, c, 0xDD));
+  }
+  // s[m], 128-bit block j: four partial sums of row 4m + j.
+  __m512 u0 = _mm512_add_ps(_mm512_unpacklo_ps(s[0], s[1]), _mm512_unpackhi_ps(s[0], s[1]));
+  __m512 u1 = _mm512_add_ps(_mm512_unpacklo_ps(s[2], s[3]), _mm512_unpackhi_ps(s[2], s[3]));
+  __m512d a = _mm512_castps_pd(u0), c = _mm512_castps_pd(u1);
+  __m512 v = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, c)),
+                           _mm512_castpd_ps(_mm512_unpackhi_pd(a, c)));
+  // Lane 4j + m of v holds row 4m + j; put row k in lane k.
+  const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  return _mm512_permutexvar_ps(order, v);
+}
+
+struct Problem {
+  const float* X;
+  const float* y;
+  const float* w;
+  float b;
+  int64_t n, d;
+};
+
+// Sums for rows [begin, end): out[0:d] = X^T r, out[d] = sum(r), out[d+1] = sum(r^2).
+template <int kChunks>
+void SumPartition(const Problem& pb, int64_t begin, int64_t end, float* out) {
+  const int64_t d = pb.d;
+  const __mmask16 last = static_cast<__mmask16>(
+      (d % 16 == 0) ? 0xFFFF : ((1u << (d % 16)) - 1u));
+  auto mask = [&](int c) { return c == kChunks - 1 ? last : static_cast<__mmask16>(0xFFFF); };
+  __m512 w[kChunks];
+  for (int c = 0; c < kChunks; ++c) w[c] = _mm512_maskz_loadu_ps(mask(c), pb.w + 16 * c);
+  __m512 g[4][kChunks];
+  for (auto& set : g)
+    for (auto& v : set) v = _mm512_setzero_ps();
+  __m512 sum_r = _mm512_setzero_ps(), sum_r2 = _mm512_setzero_ps();
+  const __m512 bias = _mm512_set1_ps(pb.b);
+  alignas(64) float r[kBlockRows];
+
+  for (int64_t start = begin; start < end; start += kBlockRows) {
+    const int64_t rows = std::min(kBlockRows, end - start);
+    const float* X = pb.X + start * d;
+    // Residuals of the block, 16 rows at a time (this is where X is read from memory).
+    int64_t i = 0;
+    for (; i + 16 <= rows; i += 16) {
+      __m512 p[16];
+      for (int k = 0; k < 16; ++k) {
+        const float* row = X + (i + k) * d;
+        __m512 acc = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask(0), row), w[0]);
+        for (int c = 1; c < kChunks; ++c)
+          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask(c), row + 16 * c), w[c], acc);
+        p[k] = acc;
+      }
+      __m512 res = _mm512_sub_ps(_mm512_add_ps(SumsOf16(p), bias),
+                                 _mm512_loadu_ps(pb.y + start + i));
+      _mm512_store_ps(r + i, res);
+      sum_r = _mm512_add_ps(sum_r, res);
+      sum_r2 = _mm512_fmadd_ps(res, res, sum_r2);
+    }
+    for (; i < rows; ++i) {  // the partition's last few rows
+      const float* row = X + i * d;
+      __m512 acc = _mm512_setzero_ps();
+      for (int c = 0; c < kChunks; ++c)
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask(c), row + 16 * c), w[c], acc);
+      const float res = _mm512_reduce_add_ps(acc) + pb.b - pb.y[start + i];
+      r[i] = res;
+      const __m512 lane0 = _mm512_maskz_mov_ps(1, _mm512_set1_ps(res));
+      sum_r = _mm512_add_ps(sum_r, lane0);
+      sum_r2 = _mm512_fmadd_ps(lane0, lane0, sum_r2);
+    }
+    // Gradient of the block: the same rows again, now from L1. Four sets of
+    // accumulators so consecutive rows do not wait on each other.
+    for (int64_t j = 0; j < rows; ++j) {
+      const float* row = X + j * d;
+      const __m512 rj = _mm512_set1_ps(r[j]);
+      auto& set = g[j & 3];
+      for (int c = 0; c < kChunks; ++c)
+        set[c] = _mm512_fmadd_ps(rj, _mm512_maskz_loadu_ps(mask(c), row + 16 * c), set[c]);
+    }
+  }
+  for (int c = 0; c < kChunks; ++c) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, _mm512_add_ps(_mm512_add_ps(g[0][c], g[1][c]),
+                                         _mm512_add_ps(g[2][c], g[3][c])));
+    for (int64_t k = 0; k < 16 && 16 * c + k < d; ++k) out[16 * c + k] = lanes[k];
+  }
+  out[d] = _mm512_reduce_add_ps(sum_r);
+  out[d + 1] = _mm512_reduce_add_ps(sum_r2);
+}
+
+using PartitionFn = void (*)(const Problem&, int64_t, int64_t, float*);
+
+PartitionFn ForChunks(int64_t chunks) {
+  switch (chunks) {
+    case 1: return SumPartition<1>;
+    case 2: return SumPartition<2>;
+    case 3: return SumPartition<3>;
+    case 4: return SumPartition<4>;
+    default: return nullptr;
+  }
+}
+
+// What the caller and the pool's threads share; kept alive by every task, since
+// a task may start after the caller has collected all partitions and returned
+// (it then finds no partition left and touches nothing else).
+struct Work {
+  std::function<void(int64_t, float*)> sum_partition;  // (partition, its sums)
+  int64_t partitions = 0, stride = 0;
+  std::vector<float> sums;  // partitions x stride
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+
+  void Run() {
+    for (int64_t p; (p = next.fetch_add(1, std::memory_order_relaxed)) < partitions;) {
+      sum_partition(p, sums.data() + p * stride);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+// Runs sum_partition for every partition on the caller and XLA's pool, then adds
+// the partitions' sums in partition order, in double: the same result whichever
+// thread summed which partition.
+std::vector<double> SumPartitions(ffi::ThreadPool& pool, int64_t partitions, int64_t stride,
+                                  std::function<void(int64_t, float*)> sum_partition) {
+  auto work = std::make_shared<Work>();
+  work->sum_partition = std::move(sum_partition);
+  work->partitions = partitions;
+  work->stride = stride;
+  work->sums.assign(partitions * stride, 0.0f);
+  const int64_t helpers = std::min<int64_t>(pool.num_threads(), partitions) - 1;
+  for (int64_t k = 0; k < helpers; ++k) pool.Schedule([work] { work->Run(); });
+  work->Run();
+  while (work->done.load(std::memory_order_acquire) < partitions) std::this_thread::yield();
+  std::vector<double> total(stride, 0.0);
+  for (int64_t p = 0; p < partitions; ++p)
+    for (int64_t k = 0; k < stride; ++k) total[k] += work->sums[p * stride + k];
+  return total;
+}
+
+ffi::Error LinearMseImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> X, ffi::Buffer<ffi::F32> y,
+                         ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> b,
+                         ffi::ResultBuffer<ffi::F32> loss, ffi::ResultBuffer<ffi::F32> grad_w,
+                         ffi::ResultBuffer<ffi::F32> grad_b) {
+  auto x_dims = X.dimensions();
+  if (x_dims.size() != 2 || y.dimensions().size() != 1 || w.dimensions().size() != 1 ||
+      b.dimensions().size() != 0 || y.dimensions()[0] != x_dims[0] ||
+      w.dimensions()[0] != x_dims[1] || grad_w->dimensions().size() != 1 ||
+      grad_w->dimensions()[0] != x_dims[1]) {
+    return ffi::Error::InvalidArgument("jgd linear_mse: expected X (n, d), y (n,), w (d,), b ()");
+  }
+  const int64_t n = x_dims[0], d = x_dims[1];
+  PartitionFn fn = ForChunks((d + 15) / 16);
+  if (n == 0 || fn == nullptr) {
+    return ffi::Error::InvalidArgument("jgd linear_mse: needs 1 <= d <= 64 and n >= 1");
+  }
+  const Problem problem{X.typed_data(), y.typed_data(), w.typed_data(), b.typed_data()[0], n, d};
+  std::vector<double> total = SumPartitions(
+      pool, (n + kPartitionRows - 1) / kPartitionRows, d + 2, [problem, fn](int64_t p, float* out) {
+        const int64_t begin = p * kPartitionRows;
+        fn(problem, begin, std::min(problem.n, begin + kPartitionRows), out);
+      });
+  const double scale = 2.0 / static_cast<double>(n);
+  for (int64_t k = 0; k < d; ++k) grad_w->typed_data()[k] = static_cast<float>(total[k] * scale);
+  grad_b->typed_data()[0] = static_cast<float>(total[d] * scale);
+  loss->typed_data()[0] = static_cast<float>(total[d + 1] / static_cast<double>(n));
+  return ffi::Error::Success();
+}
+
+// ---- A sweep: many members' (w, b) on the same X. ----------------------------
+//
+// XLA writes the (rows, members) residual matrix to memory and reads it back
+// for the losses and the gradients; here each row's residuals for all members
+// live in registers, and X^T R accumulates in L1. W is (d, m) member-minor,
+// m a multiple of 16. out: d x m gradient sums, then m sums of r, m of r^2.
+constexpr int64_t kMemberPartitionRows = 512;
+constexpr int64_t kMaxMemberFeatures = 16;  // W's and G's columns stay in registers
+
+// Sixteen members at a time, their W and gradient columns held in registers
+// (D is a template argument for that), two rows per iteration so the two
+// residuals' chains of FMAs overlap.
+template <int D>
+void SumMembersPartition(const float* X, const float* y, const float* W, const float* b,
+                         int64_t m, int64_t begin, int64_t end, float* out) {
+  float* sum_r = out + D * m;
+  float* sum_r2 = sum_r + m;
+  for (int64_t v = 0; v < m; v += 16) {
+    __m512 w[D], g[D];
+    for (int j = 0; j < D; ++j) {
+      w[j] = _mm512_loadu_ps(W + j * m + v);
+      g[j] = _mm512_setzero_ps();
+    }
+    const __m512 bias = _mm512_loadu_ps(b + v);
+    __m512 acc_r = _mm512_setzero_ps(), acc_r2 = _mm512_setzero_ps();
+    int64_t i = begin;
+    for (; i + 2 <= end; i += 2) {
+      const float* x0 = X + i * D;
+      const float* x1 = x0 + D;
+      __m512 r0 = _mm512_sub_ps(bias, _mm512_set1_ps(y[i]));
+      __m512 r1 = _mm512_sub_ps(bias, _mm512_set1_ps(y[i + 1]));
+      for (int j = 0; j < D; ++j) {
+        r0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[j]), w[j], r0);
+        r1 = _mm512_fmadd_ps(_mm512_set1_ps(x1[j]), w[j], r1);
+      }
+      acc_r = _mm512_add_ps(acc_r, _mm512_add_ps(r0, r1));
+      acc_r2 = _mm512_fmadd_ps(r0, r0, _mm512_fmadd_ps(r1, r1, acc_r2));
+      for (int j = 0; j < D; ++j)
+        g[j] = _mm512_fmadd_ps(_mm512_set1_ps(x0[j]), r0,
+                               _mm512_fmadd_ps(_mm512_set1_ps(x1[j]), r1, g[j]));
+    }
+    for (; i < end; ++i) {
+      const float* x0 = X + i * D;
+      __m512 r0 = _mm512_sub_ps(bias, _mm512_set1_ps(y[i]));
+      for (int j = 0; j < D; ++j) r0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[j]), w[j], r0);
+      acc_r = _mm512_add_ps(acc_r, r0);
+      acc_r2 = _mm512_fmadd_ps(r0, r0, acc_r2);
+      for (int j = 0; j < D; ++j) g[j] = _mm512_fmadd_ps(_mm512_set1_ps(x0[j]), r0, g[j]);
+    }
+    for (int j = 0; j < D; ++j) _mm512_storeu_ps(out + j * m + v, g[j]);
+    _mm512_storeu_ps(sum_r + v, acc_r);
+    _mm512_storeu_ps(sum_r2 + v, acc_r2);
+  }
+}
+
+using MembersFn = void (*)(const float*, const float*, const float*, const float*, int64_t,
+                           int64_t, int64_t, float*);
+
+template <int... Ds>
+MembersFn MembersFor(int64_t d, std::integer_sequence<int, Ds...>) {
+  MembersFn fn = nullptr;
+  ((d == Ds + 1 ? (fn = SumMembersPartition<Ds + 1>, 0) : 0), ...);
+  return fn;
+}
+
+ffi::Error LinearMseMembersImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> X,
+                                ffi::Buffer<ffi::F32> y, ffi::Buffer<ffi::F32> W,
+                                ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> loss,
+                                ffi::ResultBuffer<ffi::F32> grad_w,
+                                ffi::ResultBuffer<ffi::F32> grad_b) {
+  auto x_dims = X.dimensions();
+  auto w_dims = W.dimensions();
+  if (x_dims.size() != 2 || y.dimensions().size() != 1 || w_dims.size() != 2 ||
+      b.dimensions().size() != 1 || y.dimensions()[0] != x_dims[0] || w_dims[0] != x_dims[1] ||
+      b.dimensions()[0] != w_dims[1] || w_dims[1] % 16 != 0 || x_dims[0] == 0) {
+    return ffi::Error::InvalidArgument(
+        "jgd linear_mse_members: expected X (n, d), y (n,), W (d, m), b (m,), m % 16 == 0");
+  }
+  const int64_t n = x_dims[0], d = x_dims[1], m = w_dims[1];
+  MembersFn fn = MembersFor(d, std::make_integer_sequence<int, kMaxMemberFeatures>());
+  if (fn == nullptr) {
+    return ffi::Error::InvalidArgument("jgd linear_mse_members: needs 1 <= d <= 16");
+  }
+  const float *Xp = X.typed_data(), *yp = y.typed_data(), *Wp = W.typed_data(),
+              *bp = b.typed_data();
+  std::vector<double> total = SumPartitions(
+      pool, (n + kMemberPartitionRows - 1) / kMemberPartitionRows, (d + 2) * m,
+      [=](int64_t p, float* out) {
+        const int64_t begin = p * kMemberPartitionRows;
+        fn(Xp, yp, Wp, bp, m, begin, std::min(n, begin + kMemberPartitionRows), out);
+      });
+  const double scale = 2.0 / static_cast<double>(n);
+  for (int64_t k = 0; k < d * m; ++k) grad_w->typed_data()[k] = static_cast<float>(total[k] * scale);
+  for (int64_t k = 0; k < m; ++k) {
+    grad_b->typed_data()[k] = static_cast<float>(total[d * m + k] * scale);
+    loss->typed_data()[k] = static_cast<float>(total[(d + 1) * m + k] / static_cast<double>(n));
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdLinearMseF32, LinearMseImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // X (n, d)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // y (n,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // w (d,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b ()
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // mean(r^2)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // (2/n) X^T r
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // (2/n) sum(r)
+);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JgdLinearMseMembersF32, LinearMseMembersImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // X (n, d)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // y (n,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W (d, m)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b (m,)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // mean(r^2) per member (m,)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // (2/n) X^T R (d, m)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // (2/n) sum(r) per member (m,)
+);
+#endif  // __AVX512F__

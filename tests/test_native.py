@@ -1,0 +1,254 @@
+"""jgd's native CPU kernel for linear MSE: built where it can be, equal to NumPy and to optax."""
+
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jgd
+from jgd import _fused, _native, training
+from tests.helpers import regression_problem
+
+# Reasons that depend on the machine, not on jgd's code.
+_MACHINE_REASONS = (
+    "disabled by JGD_NATIVE=0",
+    "written for x86-64",
+    "no C++ compiler",
+    "no AVX-512",
+)
+
+
+def _buildable_here() -> bool:
+    """x86-64 with AVX-512 and a C++ compiler: the kernel must build and load."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return (
+        platform.machine().lower() in ("x86_64", "amd64")
+        and " avx512f" in flags
+        and shutil.which(os.environ.get("CXX") or "c++") is not None
+        and os.environ.get("JGD_NATIVE", "1") != "0"
+    )
+
+
+def test_the_kernel_is_built_wherever_the_machine_allows_it():
+    if _buildable_here():
+        assert _native.available(), _native.status()
+        assert _native.status().startswith("built with")
+    else:
+        # Only a machine reason may keep it out, never a compile error in jgd's code.
+        assert not _native.available()
+        assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+
+
+def _reference(X, y, w, b):
+    X64, y64 = np.asarray(X, np.float64), np.asarray(y, np.float64)
+    residual = X64 @ np.asarray(w, np.float64) + float(b) - y64
+    n = len(y64)
+    return np.mean(residual**2), 2 / n * X64.T @ residual, 2 / n * residual.sum()
+
+
+# Shapes around the kernel's edges: 16-lane vectors (d = 15, 16, 17, 64), 16-row
+# groups and 256-row blocks (n not a multiple), several 16,384-row partitions.
+SHAPES = [
+    (1, 1),
+    (17, 3),
+    (300, 5),
+    (513, 15),
+    (1000, 16),
+    (999, 17),
+    (257, 64),
+    (2 * 16384 + 37, 16),
+]
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_kernel_equals_numpy_in_float64(n, d):
+    rng = np.random.default_rng(n + d)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = rng.normal(size=n).astype(np.float32)
+    w = rng.normal(size=d).astype(np.float32)
+    b = np.float32(0.3)
+    value, grad_w, grad_b = _reference(X, y, w, b)
+    if not _native.available():
+        assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+        return
+    got = jax.jit(_native.linear_mse)(w, b, X, y)
+    assert [a.dtype for a in got] == [jnp.float32] * 3 and got[1].shape == (d,)
+    np.testing.assert_allclose(got[0], value, rtol=2e-6)
+    scale = np.abs(grad_w).max() + abs(grad_b)
+    np.testing.assert_allclose(got[1], grad_w, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(got[2], grad_b, rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_kernel_does_not_depend_on_threads():
+    """Partitions are summed in a fixed order: repeated calls give the same bits."""
+    if not _native.available():
+        assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+        return
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.normal(size=(5 * 16384 + 3, 12)), jnp.float32)
+    y = jnp.asarray(rng.normal(size=X.shape[0]), jnp.float32)
+    w, b = jnp.linspace(-1, 1, 12, dtype=jnp.float32), jnp.float32(0.1)
+    call = jax.jit(_native.linear_mse)
+    first = [np.asarray(a) for a in call(w, b, X, y)]
+    for _ in range(5):
+        for got, expected in zip(call(w, b, X, y), first):
+            np.testing.assert_array_equal(got, expected)
+
+
+def _custom_calls(function, *args) -> bool:
+    """Whether the lowered program calls one of jgd's kernels."""
+    text = jax.jit(function).lower(*args).as_text()
+    return _native.TARGET in text or _native.MEMBERS_TARGET in text
+
+
+def test_fused_step_uses_the_kernel_only_where_it_fits():
+    params = {"w": jnp.linspace(-1.0, 1.0, 8, dtype=jnp.float32), "b": jnp.float32(0.5)}
+    data = regression_problem(n=50, d=8)
+    loss_fn = jgd.objective(jgd.models.linear(8))
+    with_kernel = _custom_calls(_fused.value_and_grad(loss_fn), params, data)
+    assert with_kernel == _native.available()
+    # Kept out: asked not to (arrays on several devices), few features (column
+    # by column), a sweep (the members kernel, up to 16 features), other losses.
+    assert not _custom_calls(_fused.value_and_grad(loss_fn, native=False), params, data)
+    few = regression_problem(n=50, d=3)
+    few_params = {"w": jnp.ones(3, jnp.float32), "b": jnp.float32(0.0)}
+    assert not _custom_calls(
+        _fused.value_and_grad(jgd.objective(jgd.models.linear(3))), few_params, few
+    )
+    members = jax.tree.map(lambda a: jnp.stack([a, a + 1]), params)
+    swept = jax.vmap(_fused.value_and_grad(loss_fn), in_axes=(0, None))
+    assert _native.TARGET not in jax.jit(swept).lower(members, data).as_text()
+    many = regression_problem(n=50, d=17)  # past the sweep kernel's 16 features
+    many_members = {"w": jnp.ones((2, 17), jnp.float32), "b": jnp.zeros(2, jnp.float32)}
+    many_loss = jgd.objective(jgd.models.linear(17))
+    assert not _custom_calls(
+        jax.vmap(_fused.value_and_grad(many_loss), in_axes=(0, None)), many_members, many
+    )
+    huber = jgd.objective(jgd.models.linear(8), jgd.losses.huber)
+    assert not _custom_calls(_fused.value_and_grad(huber), params, data)
+
+
+def test_fit_follows_the_optax_trajectory():
+    """The kernel's run is the optax.sgd run of plain autodiff, epoch by epoch."""
+    n, d, epochs, lr = 3 * 16384 + 100, 16, 30, 0.05
+    data = regression_problem(n=n, d=d, seed=4)
+    loss_fn = jgd.objective(jgd.models.linear(d))
+    start = loss_fn.model.init(None)
+    result = jgd.fit(loss_fn, start, data, optimizer=jgd.gd(lr), epochs=epochs, record_params=True)
+
+    sgd = optax.sgd(lr)
+
+    @jax.jit
+    def optax_run(params):
+        def body(carry, _):
+            params, state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params, data)
+            updates, state = sgd.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+            return (params, state), (loss, params)
+
+        return jax.lax.scan(body, (params, sgd.init(params)), length=epochs)[1]
+
+    losses, path = optax_run(start)
+    np.testing.assert_allclose(result.history.loss, losses, rtol=1e-5)
+    # The parameters after every epoch, weights and bias.
+    for name in ("w", "b"):
+        np.testing.assert_allclose(result.history.params[name], path[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params["w"], path["w"][-1], rtol=1e-5, atol=1e-6)
+
+
+def test_arrays_on_several_devices_keep_the_kernels_out():
+    """XLA cannot split a custom call: only arrays on one device may use the kernels.
+
+    (With 8 devices, tests/test_distributed.py checks the sharded case itself.)
+    """
+    data = regression_problem(n=64, d=8)
+    assert training._on_one_device([data.X, data.y, jnp.ones(3)])
+    loss_fn = jgd.objective(jgd.models.linear(8))
+    kwargs = dict(optimizer=jgd.momentum(0.05), epochs=20)
+    plain = jgd.fit(loss_fn, loss_fn.model.init(None), data, **kwargs)
+    meshed = jgd.fit(loss_fn, loss_fn.model.init(None), data, mesh="auto", **kwargs)
+    np.testing.assert_allclose(meshed.history.loss, plain.history.loss, rtol=1e-5)
+    np.testing.assert_allclose(meshed.params["w"], plain.params["w"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("members,d", [(1, 1), (5, 3), (16, 10), (17, 16), (40, 7)])
+def test_members_kernel_equals_numpy_in_float64(members, d):
+    rng = np.random.default_rng(members * 100 + d)
+    n = 2 * 512 + 13  # several 512-row partitions and an odd last row
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = rng.normal(size=n).astype(np.float32)
+    W = rng.normal(size=(members, d)).astype(np.float32)
+    b = rng.normal(size=members).astype(np.float32)
+    if not _native.available():
+        assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+        return
+    value, grad_w, grad_b = jax.jit(_native.linear_mse_members)(W, b, X, y)
+    assert value.shape == (members,) and grad_w.shape == (members, d) and grad_b.shape == (members,)
+    for k in range(members):
+        expected = _reference(X, y, W[k], b[k])
+        scale = np.abs(expected[1]).max() + abs(expected[2])
+        np.testing.assert_allclose(value[k], expected[0], rtol=2e-6)
+        np.testing.assert_allclose(grad_w[k], expected[1], rtol=1e-5, atol=1e-6 * scale)
+        np.testing.assert_allclose(grad_b[k], expected[2], rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_sweep_uses_the_members_kernel_and_equals_fits():
+    data = regression_problem(n=700, d=6, seed=2)
+    loss_fn = jgd.objective(jgd.models.linear(6))
+    start = loss_fn.model.init(None)
+    members = {"w": jnp.stack([start["w"]] * 3), "b": jnp.zeros(3, jnp.float32)}
+    swept = jax.vmap(_fused.value_and_grad(loss_fn), in_axes=(0, None))
+    assert _custom_calls(swept, members, data) == _native.available()
+    assert not _custom_calls(
+        jax.vmap(_fused.value_and_grad(loss_fn, native=False), in_axes=(0, None)), members, data
+    )
+    rates = [0.01, 0.05, 0.2]
+    result = jgd.sweep(
+        loss_fn, start, data, optimizer=jgd.gd, grid={"learning_rate": rates}, epochs=25
+    )
+    for k, rate in enumerate(rates):
+        alone = jgd.fit(loss_fn, start, data, optimizer=jgd.gd(rate), epochs=25)
+        np.testing.assert_allclose(result.history.loss[k], alone.history.loss, rtol=1e-5)
+        np.testing.assert_allclose(result.params["w"][k], alone.params["w"], rtol=1e-5, atol=1e-6)
+
+
+def test_loader_caches_the_build_and_leaves_no_temporary_files(tmp_path):
+    if not _buildable_here():
+        loader = _native._Loader(cache_dir=tmp_path)
+        assert not loader.available()
+        assert loader.reason.startswith(_MACHINE_REASONS), loader.reason
+        return
+    first = _native._Loader(cache_dir=tmp_path)
+    assert first.available(), first.reason
+    assert first.compiled == 1
+    built = sorted(p.name for p in tmp_path.iterdir())
+    assert len(built) == 1 and built[0].startswith("linear_mse-") and built[0].endswith(".so")
+    second = _native._Loader(cache_dir=tmp_path)
+    assert second.available(), second.reason
+    assert second.compiled == 0  # loaded from the cache, not built again
+    assert sorted(p.name for p in tmp_path.iterdir()) == built
+
+
+def test_loader_without_a_compiler_says_so(tmp_path):
+    loader = _native._Loader(cache_dir=tmp_path, compiler="no-such-compiler-for-jgd")
+    assert not loader.available()
+    reason = loader.reason
+    assert "no C++ compiler" in reason or reason.startswith(_MACHINE_REASONS), reason
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loader_can_be_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("JGD_NATIVE", "0")
+    loader = _native._Loader(cache_dir=tmp_path)
+    assert not loader.available()
+    assert loader.reason == "disabled by JGD_NATIVE=0"
