@@ -38,6 +38,14 @@ def _buildable_here() -> bool:
     )
 
 
+def _kernels_here() -> bool:
+    """Whether the kernels are loaded; if not, only for a machine reason."""
+    if _native.available():
+        return True
+    assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+    return False
+
+
 def test_the_kernel_is_built_wherever_the_machine_allows_it():
     if _buildable_here():
         assert _native.available(), _native.status()
@@ -77,8 +85,7 @@ def test_kernel_equals_numpy_in_float64(n, d):
     w = rng.normal(size=d).astype(np.float32)
     b = np.float32(0.3)
     value, grad_w, grad_b = _reference(X, y, w, b)
-    if not _native.available():
-        assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+    if not _kernels_here():
         return
     got = jax.jit(_native.linear_mse)(w, b, X, y)
     assert [a.dtype for a in got] == [jnp.float32] * 3 and got[1].shape == (d,)
@@ -90,8 +97,7 @@ def test_kernel_equals_numpy_in_float64(n, d):
 
 def test_kernel_does_not_depend_on_threads():
     """Partitions are summed in a fixed order: repeated calls give the same bits."""
-    if not _native.available():
-        assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+    if not _kernels_here():
         return
     rng = np.random.default_rng(0)
     X = jnp.asarray(rng.normal(size=(5 * 16384 + 3, 12)), jnp.float32)
@@ -189,8 +195,7 @@ def test_members_kernel_equals_numpy_in_float64(members, d):
     y = rng.normal(size=n).astype(np.float32)
     W = rng.normal(size=(members, d)).astype(np.float32)
     b = rng.normal(size=members).astype(np.float32)
-    if not _native.available():
-        assert _native.status().startswith(_MACHINE_REASONS), _native.status()
+    if not _kernels_here():
         return
     value, grad_w, grad_b = jax.jit(_native.linear_mse_members)(W, b, X, y)
     assert value.shape == (members,) and grad_w.shape == (members, d) and grad_b.shape == (members,)
@@ -252,3 +257,17 @@ def test_loader_can_be_switched_off(tmp_path, monkeypatch):
     loader = _native._Loader(cache_dir=tmp_path)
     assert not loader.available()
     assert loader.reason == "disabled by JGD_NATIVE=0"
+
+
+def test_kernels_under_an_outer_vmap_run_member_by_member():
+    """Nobody in jgd vmaps the calls themselves; if someone does, results stay right."""
+    if not _kernels_here():
+        return
+    rng = np.random.default_rng(5)
+    X = jnp.asarray(rng.normal(size=(3, 40, 6)), jnp.float32)  # three datasets
+    y = jnp.asarray(rng.normal(size=(3, 40)), jnp.float32)
+    w, b = jnp.linspace(-1, 1, 6, dtype=jnp.float32), jnp.float32(0.2)
+    batched = jax.vmap(_native.linear_mse, in_axes=(None, None, 0, 0))(w, b, X, y)
+    for k in range(3):
+        for got, expected in zip(batched, _reference(X[k], y[k], w, b)):
+            np.testing.assert_allclose(got[k], expected, rtol=1e-5, atol=1e-6)

@@ -20,14 +20,28 @@ START = MODEL.init(None)
 BOUND = 2 / hessian_top_eigenvalue(DATA.X)
 
 
+def _rtol(losses) -> float:
+    """1e-5, or 1e-4 for a run whose loss grows.
+
+    A sweep and a single fit may sum in other orders (jgd's native kernels, or
+    XLA's fused and plain products). On a stable run the round-off stays at a
+    few ulp; on an unstable one every epoch adds its own relative error to an
+    iterate that keeps growing, so after tens of epochs the two agree to about
+    epochs x 1e-7 (seen: 1.1e-5 after 60 diverging epochs).
+    """
+    finite = np.asarray(losses)[np.isfinite(losses)]
+    return 1e-4 if finite.size and finite[-1] > finite[0] else 1e-5
+
+
 def assert_member_equals_solo(result, index, solo):
     member = result.member(index)
     assert member.status == solo.status
     assert member.epochs_run == solo.epochs_run
     assert member.diverged_at == solo.diverged_at
+    rtol = _rtol(solo.history.loss)
     for a, b in zip(jax.tree.leaves(member.params), jax.tree.leaves(solo.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(member.history.loss, solo.history.loss, rtol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-6)
+    np.testing.assert_allclose(member.history.loss, solo.history.loss, rtol=rtol)
     if solo.history.val_loss is not None:
         np.testing.assert_allclose(member.history.val_loss, solo.history.val_loss, rtol=1e-5)
 
@@ -276,8 +290,10 @@ def test_eight_device_sharded_sweep_equals_one_device():
         runs[count] = __import__("json").loads(run.stdout.strip().splitlines()[-1])
     assert runs[1]["devices"] == 1 and runs[8]["devices"] == 8
     assert runs[1]["status"] == runs[8]["status"]
-    np.testing.assert_allclose(runs[8]["w"], runs[1]["w"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(runs[8]["loss"], runs[1]["loss"], rtol=1e-5)
+    for member, losses in enumerate(runs[1]["loss"]):
+        rtol = _rtol(losses)  # one device uses jgd's native kernel where it is built
+        np.testing.assert_allclose(runs[8]["w"][member], runs[1]["w"][member], rtol=rtol, atol=1e-6)
+        np.testing.assert_allclose(runs[8]["loss"][member], losses, rtol=rtol)
 
 
 def test_member_history_with_record_every_and_early_stop_equals_solo():

@@ -180,7 +180,10 @@ def linear_mse(
         jax.ShapeDtypeStruct(w.shape, f32),
         jax.ShapeDtypeStruct((), f32),
     )
-    value, grad_w, grad_b = jax.ffi.ffi_call(TARGET, results)(X, y, w, b)
+    # jgd never vmaps this call (sweeps use the members kernel); should anyone,
+    # "sequential" makes it a loop rather than an error.
+    call = jax.ffi.ffi_call(TARGET, results, vmap_method="sequential")
+    value, grad_w, grad_b = call(X, y, w, b)
     return value, grad_w, grad_b
 
 
@@ -208,5 +211,6 @@ def linear_mse_members(
         jax.ShapeDtypeStruct((d, padded), f32),
         jax.ShapeDtypeStruct((padded,), f32),
     )
-    value, grad_w, grad_b = jax.ffi.ffi_call(MEMBERS_TARGET, results)(X, y, W_t, b)
+    call = jax.ffi.ffi_call(MEMBERS_TARGET, results, vmap_method="sequential")
+    value, grad_w, grad_b = call(X, y, W_t, b)
     return value[:members], grad_w[:, :members].T, grad_b[:members]
