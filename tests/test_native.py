@@ -271,3 +271,24 @@ def test_kernels_under_an_outer_vmap_run_member_by_member():
     for k in range(3):
         for got, expected in zip(batched, _reference(X[k], y[k], w, b)):
             np.testing.assert_allclose(got[k], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_read_only_cache_still_gives_a_kernel(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o500)  # readable, not writable
+    try:
+        if os.access(cache, os.W_OK):  # root ignores permissions: use a file as the "folder"
+            cache.chmod(0o700)
+            cache.rmdir()
+            cache.write_text("not a folder")
+        loader = _native._Loader(cache_dir=cache)
+        if not _buildable_here():
+            assert not loader.available()
+            assert loader.reason.startswith(_MACHINE_REASONS), loader.reason
+            return
+        assert loader.available(), loader.reason
+        assert loader.compiled == 1 and "jgd-native-" in loader.reason
+    finally:
+        if cache.is_dir():
+            cache.chmod(0o700)

@@ -79,7 +79,7 @@ class _Loader:
             return None, f"no C++ compiler found (tried {compiler!r}; set CXX)"
         path = self._library_path(compiler_path)
         if not path.exists():
-            error = self._compile(compiler_path, path)
+            path, error = self._compile(compiler_path, path)
             if error:
                 return None, error
         try:
@@ -103,7 +103,8 @@ class _Loader:
         key.update(_cpu_identity().encode())
         return cache / f"linear_mse-{key.hexdigest()[:16]}.so"
 
-    def _compile(self, compiler_path: str, path: Path) -> str:
+    def _compile(self, compiler_path: str, path: Path) -> tuple[Path, str]:
+        """Build the library at ``path``; returns where it is, and an error or ""."""
         self.compiled += 1
         with tempfile.TemporaryDirectory() as scratch:
             built = Path(scratch) / "linear_mse.so"
@@ -113,16 +114,19 @@ class _Loader:
                     [*command, "-o", str(built)], capture_output=True, text=True, timeout=300
                 )
             except (OSError, subprocess.SubprocessError) as error:
-                return f"compiling the kernel failed: {error}"
+                return path, f"compiling the kernel failed: {error}"
             if result.returncode != 0:
                 tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-                return f"compiling the kernel failed: {' / '.join(tail)}"
+                return path, f"compiling the kernel failed: {' / '.join(tail)}"
             data = built.read_bytes()
         try:
             atomic_write(path, lambda handle: handle.write(data))
-        except OSError as error:
-            return f"could not write the kernel to {path}: {error}"
-        return ""
+        except OSError:
+            # A read-only cache (a locked-down HOME, CI): keep this process's build
+            # in a private temporary folder instead.
+            path = Path(tempfile.mkdtemp(prefix="jgd-native-")) / path.name
+            path.write_bytes(data)
+        return path, ""
 
 
 def _cpu_identity() -> str:
