@@ -292,3 +292,38 @@ def test_a_read_only_cache_still_gives_a_kernel(tmp_path):
     finally:
         if cache.is_dir():
             cache.chmod(0o700)
+
+
+def test_a_checkpoint_does_not_depend_on_the_kernels(tmp_path):
+    """Whether the kernels ran changes round-off only: a checkpoint resumes either way."""
+    from jgd import checkpoint
+
+    data = regression_problem(n=40, d=6)
+    loss_fn = jgd.objective(jgd.models.linear(6))
+    config = training._prepare(
+        loss_fn,
+        data,
+        epochs=3,
+        batch_size=None,
+        key=None,
+        val_data=None,
+        tol=None,
+        patience=None,
+        record_every=1,
+    )[4]
+    state = loss_fn.model.init(None)
+
+    def fingerprint(config):
+        return checkpoint.fingerprint(
+            loss_fn=loss_fn,
+            optimizer=jgd.gd(0.1),
+            data=data,
+            val_data=None,
+            key=None,
+            tol=None,
+            config=config,
+            state=state,
+        )
+
+    assert fingerprint(config._replace(native=True)) == fingerprint(config._replace(native=False))
+    assert fingerprint(config._replace(epochs=4)) != fingerprint(config)
