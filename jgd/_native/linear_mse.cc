@@ -6,8 +6,11 @@
 // for the gradient. XLA computes X w and X^T r as two products, so it streams
 // X twice per step (jgd's benchmark: 1,000,000 x 16).
 //
-// Rows are cut into fixed partitions of kPartitionRows, each summed on its own
-// and combined in partition order, so the result does not depend on how many
+// A second handler does the same for a sweep: many members' (w, b) on one X,
+// sixteen members at a time with their weights and gradients in registers.
+//
+// Rows are cut into fixed partitions, each summed on its own and combined in
+// partition order (in double), so the result does not depend on how many
 // threads of XLA's pool took part. Built by jgd/_native/__init__.py with the
 // machine's compiler and XLA's FFI headers; AVX-512 only (jgd_native_isa
 // reports 0 without it and jgd then uses XLA).
@@ -15,7 +18,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -43,7 +45,6 @@ namespace {
 
 constexpr int64_t kBlockRows = 256;       // 16 KB of X at 16 features: stays in L1
 constexpr int64_t kPartitionRows = 16384; // fixed, so sums do not depend on threads
-constexpr int64_t kMaxChunks = 4;         // up to 64 features (16 per vector)
 
 // Horizontal sums of 16 vectors at once: lane k of the result is the sum of
 // the lanes of p[k] (a 16 x 16 transpose folded into the additions).
@@ -146,6 +147,7 @@ void SumPartition(const Problem& pb, int64_t begin, int64_t end, float* out) {
 
 using PartitionFn = void (*)(const Problem&, int64_t, int64_t, float*);
 
+// Up to 4 chunks of 16 features: 64 features.
 PartitionFn ForChunks(int64_t chunks) {
   switch (chunks) {
     case 1: return SumPartition<1>;
