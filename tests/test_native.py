@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jgd
 from jgd import _fused, _native, training
@@ -327,3 +329,30 @@ def test_a_checkpoint_does_not_depend_on_the_kernels(tmp_path):
 
     assert fingerprint(config._replace(native=True)) == fingerprint(config._replace(native=False))
     assert fingerprint(config._replace(epochs=4)) != fingerprint(config)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.integers(1, 2000),
+    d=st.integers(1, 64),
+    members=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+)
+def test_kernels_equal_numpy_for_any_shape(n, d, members, seed):
+    if not _kernels_here():
+        return
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = rng.normal(size=n).astype(np.float32)
+    W = rng.normal(size=(members, d)).astype(np.float32)
+    b = rng.normal(size=members).astype(np.float32)
+    single = jax.jit(_native.linear_mse)(W[0], b[0], X, y)
+    swept = jax.jit(_native.linear_mse_members)(W, b, X, y) if d <= 16 else None
+    for k in range(members if swept is not None else 1):
+        value, grad_w, grad_b = _reference(X, y, W[k], b[k])
+        scale = np.abs(grad_w).max() + abs(grad_b)
+        outs = ([single] if k == 0 else []) + ([[a[k] for a in swept]] if swept else [])
+        for got in outs:
+            np.testing.assert_allclose(got[0], value, rtol=1e-5)
+            np.testing.assert_allclose(got[1], grad_w, rtol=1e-4, atol=1e-5 * scale)
+            np.testing.assert_allclose(got[2], grad_b, rtol=1e-4, atol=1e-5 * scale)
