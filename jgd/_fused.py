@@ -18,7 +18,9 @@ with at most four features, where the products are written column by column
 (XLA:CPU's dot kernels cost more to launch than such products take), and with
 5 to 64 float32 features on a CPU where jgd's native kernel is built
 (``jgd/_native``): it reads X once per step where XLA's two products read it
-twice. Anything jgd does not recognise as its own linear model with MSE uses
+twice. There, a sweep with 1 to 16 float32 features uses the native members
+kernel instead of the batched rule above (no residual matrix in memory at
+all). Anything jgd does not recognise as its own linear model with MSE uses
 autodiff.
 """
 
@@ -44,8 +46,8 @@ def value_and_grad(
 ) -> Callable[..., tuple[jax.Array, Any]]:
     """``jax.value_and_grad(loss_fn)``, with fused rules for linear MSE.
 
-    ``native=False`` keeps the native CPU kernel out (data sharded over a mesh:
-    XLA's partitioner cannot split a custom call).
+    ``native=False`` keeps jgd's native CPU kernels out (arrays spread over
+    several devices: XLA's partitioner cannot split a custom call).
     """
     if _is_linear_mse(loss_fn):
         return Partial(_linear_mse_value_and_grad, loss_fn, native)

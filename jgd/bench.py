@@ -68,7 +68,7 @@ def machine() -> dict[str, Any]:
         "jaxlib": getattr(jax.lib, "__version__", jax.__version__),
         "optax": optax.__version__,
         "numpy": np.__version__,
-        # Whether jgd's one-pass CPU kernel for linear MSE is in use, and why (jgd/_native).
+        # Whether jgd's one-pass CPU kernels for linear MSE are in use, and why (jgd/_native).
         "jgd_native_kernel": _native.status(),
     }
     try:
