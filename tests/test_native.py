@@ -22,7 +22,8 @@ _MACHINE_REASONS = (
     "disabled by JGD_NATIVE=0",
     "written for x86-64",
     "no C++ compiler",
-    "no AVX-512",
+    "this CPU has no AVX-512",
+    "jax ",  # too old to have jax.ffi
 )
 
 

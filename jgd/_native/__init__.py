@@ -71,6 +71,8 @@ class _Loader:
     def _load(self) -> tuple[ctypes.CDLL | None, str]:
         if os.environ.get("JGD_NATIVE", "1") == "0":
             return None, "disabled by JGD_NATIVE=0"
+        if not hasattr(jax, "ffi") or not hasattr(jax.ffi, "include_dir"):
+            return None, f"jax {jax.__version__} has no jax.ffi (needs jax >= 0.5)"
         if platform.machine().lower() not in ("x86_64", "amd64"):
             return None, f"written for x86-64 with AVX-512, this CPU is {platform.machine()}"
         compiler = self._compiler or os.environ.get("CXX") or "c++"
