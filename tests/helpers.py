@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -79,3 +86,23 @@ def numpy_minibatch_gd(X, y, learning_rate, orders, batch_size):
             b = b - lr * (np.float32(2.0) / m * np.sum(error))
         losses.append(total / len(order))
     return w, b, np.asarray(losses)
+
+
+def run_with_devices(code: str, devices: int = 8) -> dict:
+    """Run ``code`` in a new process with ``devices`` forced CPU devices; its last line as JSON."""
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])

@@ -1,34 +1,14 @@
 """Many devices on CPU: 8 forced host devices in a subprocess, and two processes over gloo."""
 
-import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 
+from tests.helpers import run_with_devices
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_with_devices(code: str, devices: int = 8) -> dict:
-    env = {
-        **os.environ,
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "JAX_PLATFORMS": "cpu",
-    }
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 FIT = """

@@ -1,8 +1,3 @@
-import os
-import subprocess
-import sys
-import textwrap
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +6,7 @@ import pytest
 
 import jgd
 from jgd.sweeps import _sweep_advance
-from tests.helpers import hessian_top_eigenvalue, regression_problem
+from tests.helpers import hessian_top_eigenvalue, regression_problem, run_with_devices
 
 DATA, VAL = jgd.data.split(regression_problem(n=64, d=3), (0.75, 0.25))
 MODEL = jgd.models.linear(3)
@@ -253,8 +248,7 @@ def test_bad_grids(grid, error, message):
 
 
 def test_eight_device_sharded_sweep_equals_one_device():
-    script = textwrap.dedent(
-        """
+    script = """
         import json, jax, numpy as np, jgd
         from tests.helpers import regression_problem
         data = regression_problem(n=48, d=3)
@@ -268,26 +262,7 @@ def test_eight_device_sharded_sweep_equals_one_device():
                           "loss": np.asarray(r.history.loss).tolist(),
                           "status": np.asarray(r.status).tolist()}))
         """
-    )
-    runs = {}
-    for count in (1, 8):
-        env = dict(
-            os.environ,
-            XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
-            JAX_PLATFORMS="cpu",
-        )
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        run = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=root,
-            timeout=300,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr
-        runs[count] = __import__("json").loads(run.stdout.strip().splitlines()[-1])
+    runs = {count: run_with_devices(script, count) for count in (1, 8)}
     assert runs[1]["devices"] == 1 and runs[8]["devices"] == 8
     assert runs[1]["status"] == runs[8]["status"]
     for member, losses in enumerate(runs[1]["loss"]):
