@@ -140,9 +140,8 @@ _mse_and_grads_native = jax.custom_batching.custom_vmap(_plain_native)
 def _batched_native(axis_size: int, in_batched: tuple[bool, ...], w, b, X, y):
     """``_batched``, with the sweep's native kernel on CPU where it is built and fits."""
     w_batched, b_batched, X_batched, y_batched = in_batched
-    if X_batched or y_batched or not w_batched or not _native.fits_members(X):
-        return _batched(axis_size, in_batched, w, b, X, y)
-    if not _native.available():
+    sweep_shape = w_batched and not (X_batched or y_batched)
+    if not (sweep_shape and _native.fits_members(X) and _native.available()):
         return _batched(axis_size, in_batched, w, b, X, y)
     if not b_batched:
         b = jnp.broadcast_to(b, (axis_size,))
