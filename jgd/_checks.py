@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+import weakref
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -101,3 +103,51 @@ def first_nonfinite_row(array: np.ndarray) -> int | None:
     if not bad.any():
         return None
     return int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+
+
+# JAX arrays are immutable, so a finite check holds for the array's lifetime:
+# remember it by identity (a weak reference drops the entry with the array).
+_FINITE: dict[int, weakref.ref] = {}
+
+
+def known_finite(array: Any) -> bool:
+    """Whether ``array`` (a JAX array) was already found finite."""
+    ref = _FINITE.get(id(array))
+    return ref is not None and ref() is array
+
+
+def remember_finite(array: Any) -> None:
+    key = id(array)
+    _FINITE[key] = weakref.ref(array, lambda _: _FINITE.pop(key, None))
+
+
+@jax.jit
+def _leaves_finite_on_device(leaves: list[jax.Array]) -> list[jax.Array]:
+    return [jnp.isfinite(leaf).all() for leaf in leaves]
+
+
+def leaves_finite(leaves: list[Any]) -> list[bool]:
+    """Whether each float leaf is finite; one device call for the unknown JAX arrays.
+
+    Non-float leaves (integers, booleans) are finite by definition. Results for
+    JAX arrays are remembered by identity, so a second ``fit`` on the same
+    arrays pays no device round trip.
+    """
+    result = [True] * len(leaves)
+    pending = []
+    for i, leaf in enumerate(leaves):
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            continue
+        if isinstance(leaf, jax.Array):
+            if not known_finite(leaf):
+                pending.append(i)
+        else:
+            result[i] = bool(np.isfinite(np.asarray(leaf)).all())
+    if pending:
+        found = jax.device_get(_leaves_finite_on_device([leaves[i] for i in pending]))
+        for i, ok in zip(pending, found):
+            result[i] = bool(ok)
+            if ok:
+                remember_finite(leaves[i])
+    return result

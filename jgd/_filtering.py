@@ -10,6 +10,10 @@ kept to what jgd needs so the core depends only on jax, optax and numpy.
 
 from __future__ import annotations
 
+import functools
+import types
+import weakref
+from collections.abc import Hashable
 from typing import Any, NamedTuple
 
 import jax
@@ -37,11 +41,99 @@ def is_array(leaf: Any) -> bool:
     return isinstance(leaf, (jax.Array, np.ndarray, np.generic))
 
 
+#: How deep closures are compared by content; deeper values compare by identity.
+_MAX_DEPTH = 24
+#: Arrays up to this size inside closures compare by value (hyperparameters).
+_SMALL_ARRAY = 64
+
+
+def _content(value: Any, depth: int = 0) -> Hashable:
+    """A hashable description of what ``value`` computes with (see ``_Function``)."""
+    if depth > _MAX_DEPTH:
+        return ("id", id(value))
+    if isinstance(value, types.FunctionType):
+        cells = []
+        for cell in value.__closure__ or ():
+            try:
+                cells.append(_content(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                cells.append("empty")
+        return (
+            "function",
+            value.__code__,
+            id(value.__globals__),
+            _content(value.__defaults__, depth + 1),
+            _content(value.__kwdefaults__, depth + 1),
+            tuple(cells),
+        )
+    if isinstance(value, functools.partial):
+        parts = (value.func, value.args, value.keywords)
+        return ("partial", *(_content(part, depth + 1) for part in parts))
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(_content(item, depth + 1) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((key, _content(item, depth + 1)) for key, item in value.items()))
+    if isinstance(value, (np.ndarray, np.generic)) or (
+        isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer)
+    ):
+        if value.size <= _SMALL_ARRAY and not jax.dtypes.issubdtype(
+            value.dtype, jax.dtypes.prng_key
+        ):
+            host = np.asarray(value)
+            return ("array", host.dtype.str, host.shape, host.tobytes())
+        return ("id", id(value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value
+
+
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Function:
+    """A function as a static leaf, equal to another that computes the same thing.
+
+    Two functions are equal when they have the same code, globals, defaults
+    and closed-over values (compared the same way, recursively; arrays of up
+    to 64 values by value, larger ones and unhashable objects by identity).
+    So ``optax.adam(1e-3)`` built twice, or a lambda defined again in a
+    notebook cell, reuses the compiled program, while ``optax.adam(1e-4)``
+    compiles its own (the rate is a constant of its closure).
+    """
+
+    __slots__ = ("function", "key")
+
+    def __init__(self, function: types.FunctionType) -> None:
+        self.function = function
+        # The same function object again (a reused optimizer) skips the walk.
+        key = _KEYS.get(function)
+        if key is None:
+            key = _KEYS[function] = _content(function)
+        self.key = key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Function) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"<function {self.function.__qualname__}>"
+
+
+def _static_leaf(leaf: Any) -> Any:
+    if is_array(leaf):
+        return _DYNAMIC
+    return _Function(leaf) if isinstance(leaf, types.FunctionType) else leaf
+
+
 def partition(tree: Any) -> tuple[list[Any], Static]:
     """Return ``(array_leaves, static)``; ``combine`` puts them back together."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     arrays = [leaf for leaf in leaves if is_array(leaf)]
-    static = tuple(_DYNAMIC if is_array(leaf) else leaf for leaf in leaves)
+    static = tuple(_static_leaf(leaf) for leaf in leaves)
     try:
         hash(static)
     except TypeError as error:
@@ -54,5 +146,10 @@ def partition(tree: Any) -> tuple[list[Any], Static]:
 def combine(arrays: list[Any], static: Static) -> Any:
     """Inverse of ``partition``."""
     remaining = iter(arrays)
-    leaves = [next(remaining) if leaf is _DYNAMIC else leaf for leaf in static.leaves]
+    leaves = [
+        next(remaining)
+        if leaf is _DYNAMIC
+        else (leaf.function if isinstance(leaf, _Function) else leaf)
+        for leaf in static.leaves
+    ]
     return jax.tree_util.tree_unflatten(static.treedef, leaves)

@@ -36,9 +36,7 @@ from jax.tree_util import Partial
 
 from jgd import _native
 from jgd.losses import Objective, l2_penalty, mse
-from jgd.models import _linear_apply, _linear_apply_member_major
-
-_LINEAR_APPLIES = (_linear_apply, _linear_apply_member_major)
+from jgd.models import LINEAR_APPLIES
 
 
 def value_and_grad(
@@ -60,7 +58,7 @@ def _is_linear_mse(loss_fn: Any) -> bool:
     apply = loss_fn.model.apply
     return (
         isinstance(apply, Partial)
-        and apply.func in _LINEAR_APPLIES
+        and apply.func in LINEAR_APPLIES
         and not apply.args
         and not apply.keywords
     )
@@ -117,9 +115,9 @@ def _plain_native(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
 
 
 def _autodiff(w: jax.Array, b: jax.Array, X: jax.Array, y: jax.Array):
-    value, (grad_w, grad_b) = jax.value_and_grad(
-        lambda w, b: mse(_linear_apply({"w": w, "b": b}, X), y), argnums=(0, 1)
-    )(w, b)
+    value, (grad_w, grad_b) = jax.value_and_grad(lambda w, b: mse(X @ w + b, y), argnums=(0, 1))(
+        w, b
+    )
     return value, grad_w, grad_b
 
 

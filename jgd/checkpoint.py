@@ -111,7 +111,12 @@ def fingerprint(
     return {
         # Whether jgd's native kernel ran changes round-off, not the run: a
         # checkpoint may be resumed on a machine without it.
-        "config": {k: v for k, v in config._asdict().items() if k != "native"},
+        # A mesh's row sharding is recorded by its spec and mesh shape (JSON values).
+        "config": {
+            k: _sharding_text(v) if k == "data_sharding" else v
+            for k, v in config._asdict().items()
+            if k != "native"
+        },
         "state": [
             [jax.tree_util.keystr(path), list(leaf.shape), str(leaf.dtype)] for path, leaf in leaves
         ],
@@ -122,6 +127,14 @@ def fingerprint(
         "tol": None if tol is None else float(tol),
         **(extra or {}),
     }
+
+
+def _sharding_text(sharding: Any) -> str | None:
+    if sharding is None:
+        return None
+    mesh = getattr(sharding, "mesh", None)
+    shape = dict(mesh.shape) if mesh is not None else None
+    return f"{getattr(sharding, 'spec', sharding)} on mesh {shape}"
 
 
 def _first_difference(stored: Any, wanted: Any, where: str = "") -> str:

@@ -14,9 +14,10 @@ from jax import lax
 
 from jgd import _filtering, problems
 from jgd._checks import check_positive_int
+from jgd._engine import Config, Problem, run_epoch
 from jgd._text import table
+from jgd._validate import check_optimizer
 from jgd.optimizers import gd, momentum, nesterov
-from jgd.training import _check_optimizer, _Config, _run_epoch
 
 __all__ = ["ParityReport", "ParityRow", "default_pairs", "optax_parity", "tolerance"]
 
@@ -107,22 +108,21 @@ def tolerance(dtype: Any, epochs: int, scale: float) -> float:
 
 
 @functools.partial(jax.jit, static_argnames=("static", "config"))
-def _trajectory(arrays: list[Any], static: _filtering.Static, config: _Config):
-    loss_fn, optimizer, params, data, key = _filtering.combine(arrays, static)
+def _trajectory(arrays: list[Any], static: _filtering.Static, config: Config):
+    problem, params = _filtering.combine(arrays, static)
 
     def epoch(carry, index):
         params, opt_state = carry
-        params, opt_state, loss, _ = _run_epoch(
-            loss_fn, optimizer, params, opt_state, data, key, index + 1, config
-        )
+        params, opt_state, loss, _ = run_epoch(problem, config, params, opt_state, index + 1)
         return (params, opt_state), (params, loss)
 
-    _, (path, losses) = lax.scan(epoch, (params, optimizer.init(params)), jnp.arange(config.epochs))
-    return path, losses, loss_fn(jax.tree.map(lambda a: a[-1], path), data)
+    start = (params, problem.optimizer.init(params))
+    _, (path, losses) = lax.scan(epoch, start, jnp.arange(config.epochs))
+    return path, losses, problem.loss_fn(jax.tree.map(lambda a: a[-1], path), problem.data)
 
 
 def _run(problem: problems.Problem, optimizer, epochs: int, batch_size, key):
-    config = _Config(
+    config = Config(
         epochs=epochs,
         batch_size=batch_size,
         record_every=1,
@@ -130,8 +130,8 @@ def _run(problem: problems.Problem, optimizer, epochs: int, batch_size, key):
         use_tol=False,
         shuffle=batch_size is not None,
     )
-    parts = (problem.loss_fn, optimizer, problem.params, problem.data, key)
-    arrays, static = _filtering.partition(parts)
+    run = Problem(problem.loss_fn, optimizer, problem.data, None, key, None)
+    arrays, static = _filtering.partition((run, problem.params))
     return _trajectory(arrays, static, config)
 
 
@@ -175,8 +175,8 @@ def optax_parity(
     pairs = default_pairs(problem.learning_rate) if pairs is None else pairs
     rows = []
     for name, (ours, theirs) in pairs.items():
-        _check_optimizer(ours)
-        _check_optimizer(theirs)
+        check_optimizer(ours)
+        check_optimizer(theirs)
         path_ours, _, loss_ours = _run(problem, ours, epochs, batch_size, key)
         path_theirs, _, loss_theirs = _run(problem, theirs, epochs, batch_size, key)
         diffs = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), path_ours, path_theirs)

@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 from jgd import _filtering
 from jgd._checks import check_positive_int
-from jgd.data import Dataset, check_dataset
+from jgd.data import Dataset, check_data
 
 __all__ = ["lr_bound", "top_hessian_eigenvalue"]
 
@@ -96,7 +96,7 @@ def top_hessian_eigenvalue(
         >>> round(jgd.curvature.top_hessian_eigenvalue(loss_fn, loss_fn.model.init(None), data), 4)
         2.0
     """
-    data = check_dataset(data)
+    data = check_data(data)
     max_iterations = check_positive_int(max_iterations, "max_iterations")
     dense_limit = check_positive_int(dense_limit, "dense_limit", minimum=0)
     params = jax.tree.map(jnp.asarray, params)

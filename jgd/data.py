@@ -6,7 +6,6 @@ import csv
 import itertools
 import math
 import os
-import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -14,11 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd._checks import first_nonfinite_row, warn_if_float64_dropped
+from jgd._checks import first_nonfinite_row, leaves_finite, warn_if_float64_dropped
 
 __all__ = [
     "Dataset",
     "Standardization",
+    "check_data",
     "check_dataset",
     "load_csv",
     "permutation",
@@ -32,6 +32,10 @@ _MISSING_MODES = ("error", "drop", "ffill")
 
 class Dataset(NamedTuple):
     """Features ``X`` (n, d) and targets ``y`` (n,) sharing their leading axis.
+
+    ``fit`` and ``sweep`` also take ``X`` of shape (n, ...) (e.g. images) and
+    ``y`` of shape (n, ...) (several targets, integer class labels), and any
+    other pytree of arrays with a shared row axis (see ``check_data``).
 
     A ``NamedTuple``, so it is an immutable pytree: it can be passed through
     ``jax.jit``/``jax.vmap`` and indexed row-wise with ``jax.tree.map``.
@@ -53,8 +57,8 @@ class Dataset(NamedTuple):
 
     @property
     def n_features(self) -> int:
-        """Number of feature columns."""
-        return int(np.shape(self.X)[1])
+        """Number of feature columns (values per row for ``X`` of rank > 2)."""
+        return math.prod(np.shape(self.X)[1:])
 
 
 class Standardization(NamedTuple):
@@ -82,58 +86,73 @@ def _default_float() -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
-@jax.jit
-def _all_finite_on_device(X: jax.Array, y: jax.Array) -> jax.Array:
-    return jnp.isfinite(X).all() & jnp.isfinite(y).all()
+def _as_array(value: Any) -> Any:
+    """JAX arrays stay; pandas objects, NumPy arrays, lists and scalars become NumPy arrays."""
+    if isinstance(value, jax.Array):
+        return value
+    if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas
+        return value.to_numpy()
+    return np.asarray(value)
 
 
-# JAX arrays are immutable, so a finite check holds for the array's lifetime:
-# remember it by identity (a weak reference drops the entry with the array).
-_FINITE: dict[int, weakref.ref] = {}
+def _is_pandas(value: Any) -> bool:
+    return hasattr(value, "to_numpy") and not isinstance(value, (np.ndarray, jax.Array))
 
 
-def _known_finite(array: Any) -> bool:
-    ref = _FINITE.get(id(array))
-    return ref is not None and ref() is array
+def _check_leaves(named: list[tuple[str, Any]], name: str) -> list[Any]:
+    """Row-axis, dtype and NaN/inf checks for named leaves; returns them as arrays."""
+    arrays = [_as_array(leaf) for _, leaf in named]
+    for (where, _), array in zip(named, arrays):
+        if array.ndim == 0:
+            raise ValueError(
+                f"{where} is a scalar; every array of {name} needs a leading row axis."
+            )
+        dtype = array.dtype
+        if jnp.issubdtype(dtype, jnp.complexfloating) or not (
+            jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+        ):
+            raise TypeError(f"{where} must be real numbers, got dtype {dtype}.")
+        warn_if_float64_dropped(dtype, where)
+    rows = arrays[0].shape[0]
+    for (where, _), array in zip(named, arrays):
+        if array.shape[0] != rows:
+            raise ValueError(
+                f"{where} has {array.shape[0]} rows but {named[0][0]} has {rows}; every array "
+                f"of {name} must have the same number of rows (its leading axis)."
+            )
+    if rows == 0:
+        raise ValueError(f"{name} has 0 rows; give at least one example.")
+    for (where, _), array, ok in zip(named, arrays, leaves_finite(arrays)):
+        if not ok:
+            host = np.asarray(array)
+            row = first_nonfinite_row(host)
+            kind = "NaN" if np.isnan(host[row]).any() else "inf"
+            raise ValueError(
+                f"{where} contains {kind} at row {row}; remove or impute it "
+                f"(e.g. jgd.data.load_csv(..., missing='drop'))."
+            )
+    return [a if isinstance(a, jax.Array) else jnp.asarray(a) for a in arrays]
 
 
-def _remember_finite(array: Any) -> None:
-    key = id(array)
-    _FINITE[key] = weakref.ref(array, lambda _: _FINITE.pop(key, None))
-
-
-def _all_finite(X: Any, y: Any) -> bool:
-    """One fused check where the data live: no copy of device arrays to the host."""
-    if isinstance(X, np.ndarray) or isinstance(y, np.ndarray):
-        return bool(np.isfinite(np.asarray(X)).all() and np.isfinite(np.asarray(y)).all())
-    if _known_finite(X) and _known_finite(y):
-        return True
-    finite = bool(_all_finite_on_device(X, y))
-    if finite:
-        _remember_finite(X)
-        _remember_finite(y)
-    return finite
-
-
-def check_dataset(data: Any, name: str = "data") -> Dataset:
+def check_dataset(data: Any, name: str = "data", *, tabular: bool = True) -> Dataset:
     """Validate a dataset and return it as a ``Dataset`` of JAX arrays.
 
-    Raises ``ValueError``/``TypeError`` naming the problem: wrong type or rank,
+    With ``tabular=True`` (default) ``X`` must be (n, d) and ``y`` (n,);
+    ``tabular=False`` (what ``fit``/``sweep`` use) allows ``X`` of shape
+    (n, ...) and ``y`` of shape (n, ...) (images, several targets, integer
+    labels). pandas ``DataFrame``/``Series`` are accepted. Raises
+    ``ValueError``/``TypeError`` naming the problem: wrong type or rank,
     mismatched lengths, no rows or no features, NaN or inf (with its row).
     """
     if isinstance(data, tuple) and not isinstance(data, Dataset) and len(data) == 2:
         data = Dataset(*data)
     if not isinstance(data, Dataset):
         raise TypeError(f"{name} must be a jgd.Dataset(X, y), got {type(data).__name__}.")
-    X, y = data
-    if not hasattr(X, "shape"):
-        X = np.asarray(X)
-    if not hasattr(y, "shape"):
-        y = np.asarray(y)
-    if X.ndim != 2:
+    X, y = (_as_array(field) for field in data)
+    if X.ndim != 2 and (tabular or X.ndim < 2):
         hint = " Use X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
         raise ValueError(f"{name}.X must be 2-D (rows, features), got shape {X.shape}.{hint}")
-    if y.ndim != 1:
+    if y.ndim != 1 and (tabular or y.ndim < 1):
         hint = (
             " Use y.ravel() for a single target column." if y.ndim == 2 and y.shape[1] == 1 else ""
         )
@@ -144,23 +163,43 @@ def check_dataset(data: Any, name: str = "data") -> Dataset:
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} has 0 rows; give at least one example.")
-    if X.shape[1] == 0:
+    if math.prod(X.shape[1:]) == 0:
         raise ValueError(f"{name}.X has 0 feature columns; give at least one feature.")
     for field, array in (("X", X), ("y", y)):
         if not jnp.issubdtype(array.dtype, jnp.number) or jnp.issubdtype(array.dtype, jnp.bool_):
             raise TypeError(f"{name}.{field} must be numeric, got dtype {array.dtype}.")
-        warn_if_float64_dropped(array.dtype, f"{name}.{field}")
-    if not _all_finite(X, y):
-        for field, array in (("X", X), ("y", y)):
-            host = np.asarray(array)
-            row = first_nonfinite_row(host)
-            if row is not None:
-                kind = "NaN" if np.isnan(host[row]).any() else "inf"
-                raise ValueError(
-                    f"Input {field} of {name} contains {kind} at row {row}; remove or impute it "
-                    f"(e.g. jgd.data.load_csv(..., missing='drop'))."
-                )
-    return Dataset(jnp.asarray(X), jnp.asarray(y))
+    X, y = _check_leaves([(f"Input X of {name}", X), (f"Input y of {name}", y)], name)
+    return Dataset(X, y)
+
+
+def check_data(data: Any, name: str = "data") -> Any:
+    """Validate a training batch: a ``Dataset`` or any pytree of arrays sharing their rows.
+
+    A dict, tuple or NamedTuple of arrays of any rank, e.g.
+    ``{"image": (n, 8, 8), "label": (n,) int32, "weight": (n,)}``: every leaf
+    must have the same leading (row) axis; integer and boolean leaves are
+    allowed (labels, masks) and only floating-point leaves are checked for
+    NaN/inf. A plain ``(X, y)`` pair is read as a ``Dataset``; pandas objects
+    are accepted as leaves. Errors name the leaf, e.g. ``data['label']``.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> batch = jgd.data.check_data({"x": jnp.ones((3, 2, 2)), "label": jnp.arange(3)})
+        >>> sorted(batch)
+        ['label', 'x']
+    """
+    is_pair = isinstance(data, tuple) and not hasattr(data, "_fields") and len(data) == 2
+    if isinstance(data, Dataset) or (is_pair and not any(map(_is_tree, data))):
+        return check_dataset(data, name, tabular=False)
+    paths, treedef = jax.tree_util.tree_flatten_with_path(data, is_leaf=_is_pandas)
+    if not paths:
+        raise ValueError(f"{name} holds no arrays; give a Dataset(X, y) or a dict of arrays.")
+    named = [(f"{name}{jax.tree_util.keystr(path)}", leaf) for path, leaf in paths]
+    return jax.tree.unflatten(treedef, _check_leaves(named, name))
+
+
+def _is_tree(value: Any) -> bool:
+    return isinstance(value, (dict, list, tuple)) and not _is_pandas(value)
 
 
 def _parse_cell(text: str, path: str, line: int, column: str) -> float:

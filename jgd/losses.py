@@ -29,6 +29,16 @@ __all__ = [
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
 
 
+def _same_shape(predictions: jax.Array, targets: jax.Array, loss: str) -> None:
+    """Element-wise losses need equal shapes: (n,) against (n, 1) would broadcast to (n, n)."""
+    if jnp.shape(predictions) != jnp.shape(targets):
+        raise ValueError(
+            f"{loss}: predictions have shape {jnp.shape(predictions)} but targets "
+            f"{jnp.shape(targets)}; they must match (e.g. y.ravel() for one target column, or "
+            "a model with as many outputs as target columns)."
+        )
+
+
 def mse(predictions: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean squared error ``mean((predictions - targets) ** 2)``.
 
@@ -37,6 +47,7 @@ def mse(predictions: jax.Array, targets: jax.Array) -> jax.Array:
         >>> float(jgd.losses.mse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))
         5.0
     """
+    _same_shape(predictions, targets, "mse")
     return jnp.mean(optax.losses.squared_error(predictions, targets))
 
 
@@ -48,6 +59,7 @@ def mae(predictions: jax.Array, targets: jax.Array) -> jax.Array:
         >>> float(jgd.losses.mae(jnp.array([1.0, -3.0]), jnp.array([0.0, 0.0])))
         2.0
     """
+    _same_shape(predictions, targets, "mae")
     return jnp.mean(jnp.abs(predictions - targets))
 
 
@@ -61,6 +73,7 @@ def huber(predictions: jax.Array, targets: jax.Array, delta: float = 1.0) -> jax
         >>> float(jgd.losses.huber(jnp.array([0.5, 3.0]), jnp.array([0.0, 0.0])))
         1.3125
     """
+    _same_shape(predictions, targets, "huber")
     return jnp.mean(optax.losses.huber_loss(predictions, targets, delta=delta))
 
 
@@ -74,6 +87,7 @@ def binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
         >>> round(float(jgd.losses.binary_cross_entropy(jnp.zeros(2), jnp.array([0.0, 1.0]))), 4)
         0.6931
     """
+    _same_shape(logits, targets, "binary_cross_entropy")
     return jnp.mean(optax.losses.sigmoid_binary_cross_entropy(logits, targets))
 
 

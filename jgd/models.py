@@ -35,17 +35,22 @@ def _float() -> Any:
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
-def _linear_init(key: jax.Array | None, n_features: int, init: str) -> Params:
+def _linear_init(key: jax.Array | None, n_features: int, init: str, n_outputs: int = 1) -> Params:
+    # One output keeps the (D,) / () layout (and jgd's fused linear MSE path).
+    w_shape, b_shape = (
+        ((n_features,), ()) if n_outputs == 1 else ((n_features, n_outputs), (n_outputs,))
+    )
     if init == "zeros":
-        return {"w": jnp.zeros((n_features,), _float()), "b": jnp.zeros((), _float())}
+        return {"w": jnp.zeros(w_shape, _float()), "b": jnp.zeros(b_shape, _float())}
     if key is None:
         raise ValueError("init='normal' needs a PRNG key: model.init(jax.random.key(0)).")
-    w = jax.random.normal(key, (n_features,), _float()) / jnp.sqrt(n_features)
-    return {"w": w, "b": jnp.zeros((), _float())}
+    w = jax.random.normal(key, w_shape, _float()) / jnp.sqrt(n_features)
+    return {"w": w, "b": jnp.zeros(b_shape, _float())}
 
 
 def _linear_apply(params: Params, X: jax.Array) -> jax.Array:
-    return X @ params["w"] + params["b"]
+    bias = params["b"]
+    return X @ params["w"] + (bias if bias.ndim == 0 else bias[None, :])
 
 
 def _linear_apply_member_major(params: Params, X: jax.Array) -> jax.Array:
@@ -57,7 +62,11 @@ def _linear_apply_member_major(params: Params, X: jax.Array) -> jax.Array:
     return params["w"] @ X.T + params["b"]
 
 
-def _for_batched_params(model: Model) -> Model:
+#: The apply functions of jgd's linear model (jgd._fused recognises them).
+LINEAR_APPLIES = (_linear_apply, _linear_apply_member_major)
+
+
+def for_batched_params(model: Model) -> Model:
     """The model with its apply in the layout a vmap over params wants."""
     if isinstance(model.apply, Partial) and model.apply.func is _linear_apply:
         return model._replace(apply=Partial(_linear_apply_member_major))
@@ -70,21 +79,31 @@ def _check_linear(n_features: int, init: str) -> None:
         raise ValueError(f"init must be one of {_LINEAR_INITS}, got {init!r}.")
 
 
-def linear(n_features: int, *, init: str = "zeros") -> Model:
+def linear(n_features: int, *, init: str = "zeros", n_outputs: int = 1) -> Model:
     """Linear regression ``X @ w + b`` with params ``{"w": (D,), "b": ()}``.
 
     Args:
         n_features: number of input columns D.
         init: ``"zeros"`` (as the tutorials do) or ``"normal"`` (N(0, 1/D)).
+        n_outputs: K outputs per row: params ``{"w": (D, K), "b": (K,)}`` and
+            predictions (n, K) (e.g. K logits for ``jgd.models.softmax``).
+            ``K=1`` keeps (D,)/() params and (n,) predictions.
 
     Example:
         >>> import jax.numpy as jnp, jgd
         >>> model = jgd.models.linear(2)
         >>> model.apply(model.init(None), jnp.ones((3, 2))).shape
         (3,)
+        >>> jgd.models.linear(2, n_outputs=4).apply(
+        ...     jgd.models.linear(2, n_outputs=4).init(None), jnp.ones((3, 2))).shape
+        (3, 4)
     """
     _check_linear(n_features, init)
-    return Model(Partial(_linear_init, n_features=n_features, init=init), Partial(_linear_apply))
+    n_outputs = check_positive_int(n_outputs, "n_outputs")
+    init_fn = Partial(_linear_init, n_features=n_features, init=init, n_outputs=n_outputs)
+    if n_outputs == 1:  # the keywords of one output stay as before (cached programs, fingerprints)
+        init_fn = Partial(_linear_init, n_features=n_features, init=init)
+    return Model(init_fn, Partial(_linear_apply))
 
 
 def logistic(n_features: int, *, init: str = "zeros") -> Model:
@@ -124,7 +143,8 @@ def _mlp_apply(
     hidden = X
     for layer in params[:-1]:
         hidden = activation(hidden @ layer["w"] + layer["b"][None, :])
-    return (hidden @ params[-1]["w"] + params[-1]["b"][None, :])[:, 0]
+    out = hidden @ params[-1]["w"] + params[-1]["b"][None, :]
+    return out[:, 0] if out.shape[1] == 1 else out
 
 
 def mlp(
@@ -133,12 +153,13 @@ def mlp(
     *,
     init: str = "glorot",
 ) -> Model:
-    """Multi-layer perceptron with one output, e.g. ``mlp([8, 64, 64, 1])``.
+    """Multi-layer perceptron, e.g. ``mlp([8, 64, 64, 1])`` (regression) or ``mlp([64, 32, 10])``.
 
-    Params are a list of ``{"w": (in, out), "b": (out,)}`` layers.
+    Params are a list of ``{"w": (in, out), "b": (out,)}`` layers. A last
+    size of 1 gives (n,) predictions; K > 1 gives (n, K) outputs (e.g. logits).
 
     Args:
-        layer_sizes: input width, hidden widths, and a final 1.
+        layer_sizes: input width, hidden widths, and the output width.
         activation: applied after every hidden layer (not the output).
         init: scaled random weights: ``"glorot"``, ``"lecun"`` or ``"he"``
             (normal); biases start at zero.
@@ -152,10 +173,6 @@ def mlp(
     sizes = tuple(check_positive_int(size, "layer_sizes[i]") for size in layer_sizes)
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs an input and an output size, got {list(sizes)}.")
-    if sizes[-1] != 1:
-        raise ValueError(
-            f"the last layer size must be 1 (one prediction per row), got {sizes[-1]}."
-        )
     if init not in _MLP_INITS:
         raise ValueError(f"init must be one of {_MLP_INITS}, got {init!r}.")
     if not callable(activation):

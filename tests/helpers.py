@@ -106,3 +106,36 @@ def run_with_devices(code: str, devices: int = 8) -> dict:
     )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def image_problem(n: int = 48, classes: int = 3, *, seed: int = 0) -> dict:
+    """A dict batch: (n, 8, 8) float images, (n,) int32 labels and (n,) sample weights.
+
+    The labels are a linear function of the pixels, so softmax regression can fit them.
+    """
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(n, 8, 8)).astype(np.float32)
+    labels = np.argmax(image.reshape(n, 64) @ rng.normal(size=(64, classes)), axis=1)
+    weight = rng.uniform(0.5, 1.5, size=n).astype(np.float32)
+    return {
+        "image": jnp.asarray(image),
+        "label": jnp.asarray(labels, jnp.int32),
+        "weight": jnp.asarray(weight),
+    }
+
+
+def softmax_start(classes: int = 3) -> dict:
+    return {"w": jnp.zeros((64, classes), jnp.float32), "b": jnp.zeros(classes, jnp.float32)}
+
+
+def softmax_logits(params, image):
+    return image.reshape(image.shape[0], -1) @ params["w"] + params["b"][None, :]
+
+
+def weighted_softmax_loss(params, batch):
+    """Sample-weighted softmax cross-entropy of a dict batch (integer labels)."""
+    import optax
+
+    logits = softmax_logits(params, batch["image"])
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    return jnp.sum(losses * batch["weight"]) / jnp.sum(batch["weight"])

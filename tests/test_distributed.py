@@ -30,19 +30,21 @@ for n in (64, 61):  # 61 rows: a short last shard
             "devices": len(many.params["w"].sharding.device_set),
         }
 # The program really is data-parallel: rows sharded, gradients all-reduced.
-from jgd import _filtering, training
+from jgd import _filtering, _sharding, _validate, training
+from jgd._engine import Problem
 data = regression_problem(n=64, d=3)
 placed = jgd.data.shard(data, jgd.distributed.data_mesh("auto"))
 out["shard_rows"] = sorted({s.data.shape[0] for s in placed.X.addressable_shards})
-loss_fn, d, v, k, cfg, tol = training._prepare(loss, placed, epochs=3, batch_size=None, key=None,
+checked = _validate.prepare(loss, placed, epochs=3, batch_size=None, key=None,
     val_data=None, tol=None, patience=None, record_every=1)
-arrays, static = _filtering.partition((loss_fn, jgd.gd(0.1), loss.model.init(None), d, v, k, tol))
-arrays, cfg = training._place_on_mesh(arrays, (d, v), "auto", cfg)
+problem = Problem(checked.loss_fn, jgd.gd(0.1), checked.data, None, None, None)
+problem, start, cfg = training._placed(problem, loss.model.init(None), checked.config, "auto")
+arrays, static = _filtering.partition((problem, start))
 state = training._fit_start(arrays, static, cfg)
 hlo = training._fit_advance.lower(arrays, static, cfg, state, 3).compile().as_text()
 out["all_reduce"] = "all-reduce" in hlo
 # Rows on 8 devices: jgd's native CPU kernels (custom calls) must stay out.
-out["one_device"] = training._on_one_device(arrays)
+out["one_device"] = _sharding.on_one_device(arrays)
 out["custom_call"] = "custom-call" in hlo
 print(json.dumps(out))
 """
@@ -130,3 +132,37 @@ def test_two_processes_over_gloo_agree_with_one(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "process 0/2: 8 devices" in run.stdout and "process 1/2: 8 devices" in run.stdout
     assert "\nagree\n" in run.stdout
+
+
+MESH_CHECKPOINT = """
+import json, os, tempfile, jax, jax.numpy as jnp, numpy as np, jgd
+from tests.helpers import image_problem, softmax_start, weighted_softmax_loss
+folder = tempfile.mkdtemp()
+batch = image_problem(n=40)
+kwargs = dict(optimizer=jgd.momentum(0.2), epochs=6, batch_size=8, key=jax.random.key(0))
+plain = jgd.fit(weighted_softmax_loss, softmax_start(), batch, mesh="auto", **kwargs)
+path = os.path.join(folder, "fit.npz")
+saved = jgd.fit(weighted_softmax_loss, softmax_start(), batch, mesh="auto", checkpoint=path,
+                checkpoint_every=2, **kwargs)
+resumed = jgd.fit(weighted_softmax_loss, softmax_start(), batch, mesh="auto", checkpoint=path,
+                  checkpoint_every=2, resume=True, **kwargs)
+sweep_path = os.path.join(folder, "sweep.npz")
+grid = {"learning_rate": jnp.array([0.05, 0.1, 0.2])}
+swept = [jgd.sweep(weighted_softmax_loss, softmax_start(), batch, optimizer=jgd.gd, grid=grid,
+                   epochs=4, mesh="auto", checkpoint=sweep_path, checkpoint_every=2,
+                   resume=resume) for resume in (False, True)]
+print(json.dumps({
+    "w": [np.asarray(r.params["w"]).tolist() for r in (plain, saved, resumed)],
+    "devices": len(saved.params["w"].sharding.device_set),
+    "sweep_w": [np.asarray(s.params["w"]).tolist() for s in swept],
+}))
+"""
+
+
+def test_mesh_with_checkpoints_trains_and_resumes_for_fit_and_sweep():
+    out = run_with_devices(MESH_CHECKPOINT)
+    plain, saved, resumed = (np.asarray(w) for w in out["w"])
+    np.testing.assert_array_equal(saved, plain)
+    np.testing.assert_array_equal(resumed, saved)
+    assert out["devices"] == 8
+    np.testing.assert_array_equal(*(np.asarray(w) for w in out["sweep_w"]))

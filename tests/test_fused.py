@@ -10,7 +10,7 @@ import pytest
 
 import jgd
 from jgd import _fused
-from jgd.models import _for_batched_params
+from jgd.models import for_batched_params
 from tests.helpers import regression_problem
 
 MEMBERS = 6
@@ -53,7 +53,7 @@ def _assert_close(got, expected):
 def test_fused_batched_loss_and_gradient_equal_autodiff(member_major):
     data = regression_problem(n=37, d=4)
     model = jgd.models.linear(4)
-    loss_fn = jgd.objective(_for_batched_params(model) if member_major else model)
+    loss_fn = jgd.objective(for_batched_params(model) if member_major else model)
     params = _members(4)
     _assert_close(_fused_batched(loss_fn, params, data), _reference(loss_fn, params, data))
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jgd
-from jgd import _fused, _native, training
+from jgd import _fused, _native, _sharding, _validate
 from tests.helpers import regression_problem
 
 # Reasons that depend on the machine, not on jgd's code.
@@ -181,7 +181,7 @@ def test_arrays_on_several_devices_keep_the_kernels_out():
     (With 8 devices, tests/test_distributed.py checks the sharded case itself.)
     """
     data = regression_problem(n=64, d=8)
-    assert training._on_one_device([data.X, data.y, jnp.ones(3)])
+    assert _sharding.on_one_device([data.X, data.y, jnp.ones(3)])
     loss_fn = jgd.objective(jgd.models.linear(8))
     kwargs = dict(optimizer=jgd.momentum(0.05), epochs=20)
     plain = jgd.fit(loss_fn, loss_fn.model.init(None), data, **kwargs)
@@ -303,7 +303,7 @@ def test_a_checkpoint_does_not_depend_on_the_kernels(tmp_path):
 
     data = regression_problem(n=40, d=6)
     loss_fn = jgd.objective(jgd.models.linear(6))
-    config = training._prepare(
+    config = _validate.prepare(
         loss_fn,
         data,
         epochs=3,
@@ -313,7 +313,7 @@ def test_a_checkpoint_does_not_depend_on_the_kernels(tmp_path):
         tol=None,
         patience=None,
         record_every=1,
-    )[4]
+    ).config
     state = loss_fn.model.init(None)
 
     def fingerprint(config):

@@ -1,0 +1,113 @@
+"""Running a compiled training loop: whole, or chunk by chunk for progress and checkpoints.
+
+A ``Program`` bundles what the driver needs from an entry point: the three
+compiled pieces (start, advance to an epoch, finish) and how to read a state
+(still running? what to show? what fingerprint?). ``RunOptions`` holds how to
+run it. Every run goes through ``drive``, a plain one as a single chunk, so a
+run with a progress bar or checkpoints calls the same compiled loop and equals
+a plain run bit for bit. (One program holding start, loop and finish fused the
+epoch differently and changed last bits.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jgd import _progress
+
+__all__ = ["Program", "RunOptions", "check_checkpointing", "drive"]
+
+
+class Program(NamedTuple):
+    """An entry point's compiled loop and how to read its state."""
+
+    start: Callable[[], Any]  # () -> the fresh state
+    advance: Callable[[Any, jax.Array], Any]  # (state, stop_at) -> state at loop epoch stop_at
+    finish: Callable[[Any], Any]  # state -> outcome
+    running: Callable[[Any], bool]  # whether any run in the state still runs
+    postfix: Callable[[Any], dict[str, str]]  # what the progress bar shows
+    fingerprint: Callable[[Any], dict[str, Any]]  # what a checkpoint must match
+
+
+class RunOptions(NamedTuple):
+    """How to run a program: epochs, bar, checkpoints."""
+
+    epochs: int
+    description: str
+    progress: bool = False
+    checkpoint: str | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
+
+
+def check_checkpointing(
+    checkpoint: Any, checkpoint_every: Any, resume: Any, epochs: int
+) -> int | None:
+    """Validate the checkpoint arguments; default to about ten checkpoints a run."""
+    from jgd._checks import check_positive_int
+
+    if checkpoint is None:
+        if checkpoint_every is not None or resume:
+            raise ValueError("checkpoint_every and resume need checkpoint=PATH.")
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path, got {checkpoint!r}.")
+    if checkpoint_every is None:
+        return max(1, -(-epochs // 10))
+    return check_positive_int(checkpoint_every, "checkpoint_every")
+
+
+def _stops(options: RunOptions, done: int) -> Iterator[int]:
+    """The loop epochs each chunk ends at."""
+    if options.checkpoint_every is not None:
+        every = options.checkpoint_every
+        first = (done // every + 1) * every
+        return iter([*range(first, options.epochs, every), options.epochs])
+    if options.progress:
+        return _progress.chunks(options.epochs, start=done)
+    return iter([options.epochs])
+
+
+def drive(program: Program, options: RunOptions) -> Any:
+    """Run ``program`` to the end (or until every run stopped); return its outcome.
+
+    A fresh run starts at epoch 0 and is running, so only a resumed state is
+    read back before the first chunk (each read is a device round trip, a
+    good part of a small fit's fixed cost).
+    """
+    from jgd import checkpoint as checkpoints
+
+    state = program.start()
+    print_ = program.fingerprint(state) if options.checkpoint is not None else None
+    done = 0
+    if options.checkpoint is not None and options.resume and os.path.exists(options.checkpoint):
+        state = checkpoints.load_state(options.checkpoint, state, print_)
+        done = int(np.max(jax.device_get(state.epoch)))
+        if not program.running(state):
+            return program.finish(state)
+    stops = _stops(options, done)
+    bar = None
+    if options.progress:
+        bar = _progress.bar(options.epochs, options.description, initial=done)
+    try:
+        while done < options.epochs:
+            stop_at = next(stops)
+            # A NumPy scalar: no device op to build the argument.
+            state = program.advance(state, np.int32(stop_at))
+            done = stop_at
+            if options.checkpoint is not None:
+                checkpoints.save_state(options.checkpoint, state, print_)
+            if bar is not None:
+                bar.update(done - bar.n)
+                bar.set_postfix(**program.postfix(state))
+            if done < options.epochs and not program.running(state):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return program.finish(state)

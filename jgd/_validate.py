@@ -1,0 +1,218 @@
+"""Every input check of ``fit`` and ``sweep``, run once in Python before anything compiles.
+
+``prepare`` returns one ``Checked`` bundle (cleaned data, key, tol and the
+static ``Config``); ``check_params`` and ``check_optimizer`` check the rest.
+Errors name the input and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd._checks import (
+    check_hyperparameter,
+    check_positive_int,
+    leaves_finite,
+    warn_if_float64_dropped,
+)
+from jgd._engine import Config, n_rows
+from jgd.data import Dataset, check_data
+
+__all__ = ["Checked", "check_optimizer", "check_params", "prepare"]
+
+
+class Checked(NamedTuple):
+    """Validated arguments shared by ``fit`` and ``sweep``."""
+
+    loss_fn: Any
+    data: Any
+    val_data: Any
+    key: Any
+    tol: Any
+    config: Config
+    metrics: dict[str, Any] | None = None
+
+
+def check_params(params: Any) -> Any:
+    """Params as a pytree of finite float JAX arrays, or a clear error."""
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        raise ValueError("params is empty; use model.init(key) to create parameters.")
+    for leaf in leaves:
+        if hasattr(leaf, "dtype"):
+            warn_if_float64_dropped(leaf.dtype, "params")
+    params = jax.tree.map(lambda a: a if isinstance(a, jax.Array) else jnp.asarray(a), params)
+    paths = jax.tree_util.tree_flatten_with_path(params)[0]
+    for path, leaf in paths:
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            raise TypeError(
+                f"params{jax.tree_util.keystr(path)} has dtype {leaf.dtype}; parameters must be "
+                "floating point."
+            )
+    for (path, _), ok in zip(paths, leaves_finite([leaf for _, leaf in paths])):
+        if not ok:
+            raise ValueError(f"params{jax.tree_util.keystr(path)} contains NaN or inf.")
+    return params
+
+
+def check_optimizer(optimizer: Any) -> None:
+    if not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
+        raise TypeError(
+            "optimizer must be an optax.GradientTransformation (e.g. jgd.gd(0.1) or "
+            f"optax.adam(1e-3)), got {optimizer!r}."
+        )
+
+
+def _check_like(val_data: Any, data: Any) -> Any:
+    """``val_data`` must be laid out like ``data``: same structure, same shape per row."""
+    if isinstance(data, Dataset) and isinstance(val_data, Dataset):
+        if val_data.X.shape[1:] != data.X.shape[1:]:
+            what = "features" if data.X.ndim == 2 else "values per row"
+            raise ValueError(
+                f"val_data has {val_data.n_features} {what} but data has {data.n_features} "
+                f"(X shapes {val_data.X.shape} and {data.X.shape})."
+            )
+    if jax.tree.structure(val_data) != jax.tree.structure(data):
+        raise ValueError(
+            f"val_data is laid out as {jax.tree.structure(val_data)} but data as "
+            f"{jax.tree.structure(data)}; give both the same fields."
+        )
+    paths = jax.tree_util.tree_flatten_with_path(data)[0]
+    for (path, leaf), other in zip(paths, jax.tree.leaves(val_data)):
+        if leaf.shape[1:] != other.shape[1:]:
+            where = jax.tree_util.keystr(path)
+            raise ValueError(
+                f"val_data{where} has rows of shape {other.shape[1:]} but data{where} has "
+                f"{leaf.shape[1:]}; they must match."
+            )
+    return val_data
+
+
+def _check_batch_size(batch_size: Any, rows: int) -> int | None:
+    if batch_size is None:
+        return None
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if batch_size > rows:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the data ({rows} rows); use "
+            "batch_size=None for full-batch gradient descent."
+        )
+    return None if batch_size == rows else batch_size
+
+
+def prepare(
+    loss_fn: Any,
+    data: Any,
+    *,
+    epochs: Any,
+    batch_size: Any,
+    key: Any,
+    val_data: Any,
+    tol: Any,
+    patience: Any,
+    record_every: Any,
+    metrics: Any = None,
+    has_aux: bool = False,
+    loss_takes_key: bool = False,
+    monitor: str = "val_loss",
+    mode: str = "min",
+) -> Checked:
+    """Validate ``fit``/``sweep`` arguments; return cleaned values and the static config."""
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (params, batch) -> scalar, got {loss_fn!r}.")
+    data = check_data(data, "data")
+    if val_data is not None:
+        val_data = _check_like(check_data(val_data, "val_data"), data)
+    epochs = check_positive_int(epochs, "epochs")
+    record_every = check_positive_int(record_every, "record_every")
+    batch_size = _check_batch_size(batch_size, n_rows(data))
+    if patience is not None:
+        patience = check_positive_int(patience, "patience")
+        if val_data is None:
+            raise ValueError("patience needs val_data: early stopping watches the validation loss.")
+    if tol is not None:
+        check_hyperparameter(tol, "tol", low=0.0, low_inclusive=True)
+        tol = _scalar(tol, "tol")
+    metrics = check_metrics(metrics)
+    monitor, maximize = check_monitor(monitor, mode, metrics)
+    key = check_key(key)
+    if loss_takes_key and key is None:
+        raise ValueError(
+            "loss_takes_key=True needs key=jax.random.key(seed): the loss's per-step keys "
+            "are derived from it."
+        )
+    shuffle = batch_size is not None and key is not None
+    config = Config(
+        epochs=epochs,
+        batch_size=batch_size,
+        record_every=record_every,
+        patience=patience,
+        use_tol=tol is not None,
+        shuffle=shuffle,
+        has_aux=bool(has_aux),
+        loss_takes_key=bool(loss_takes_key),
+        monitor=monitor,
+        maximize=maximize,
+    )
+    key = key if shuffle or loss_takes_key else None
+    return Checked(loss_fn, data, val_data, key, tol, config, metrics)
+
+
+def _scalar(value: Any, name: str) -> jax.Array:
+    """A scalar hyperparameter as an array; arrays of several values are refused."""
+    array = jnp.asarray(value)
+    if array.ndim != 0:
+        raise ValueError(
+            f"{name} must be a single number, got an array of shape {array.shape}; to try "
+            "several values, use jgd.sweep with a grid."
+        )
+    return array
+
+
+def check_key(key: Any) -> Any:
+    """A PRNG key: typed keys and raw uint32 keys pass; an int seed becomes ``key(seed)``."""
+    if key is None:
+        return None
+    if isinstance(key, (bool, np.bool_)):
+        raise TypeError(f"key must be a PRNG key (jax.random.key(0)) or an int seed, got {key!r}.")
+    if isinstance(key, (int, np.integer)):
+        return jax.random.key(int(key))
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return key
+    if dtype == np.uint32 and getattr(key, "shape", None) == (2,):
+        return key
+    raise TypeError(f"key must be a PRNG key (jax.random.key(0)) or an int seed, got {key!r}.")
+
+
+def check_metrics(metrics: Any) -> dict[str, Any] | None:
+    """``{name: fn(params, batch) -> scalar}`` with keyword-like names, or None."""
+    if metrics is None:
+        return None
+    if not isinstance(metrics, dict) or not metrics:
+        raise TypeError(
+            "metrics must be a non-empty dict of name -> fn(params, batch) -> scalar, "
+            f"got {metrics!r}."
+        )
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"metric names must be identifiers like 'accuracy', got {name!r}.")
+        if not callable(fn):
+            raise TypeError(f"metrics[{name!r}] must be a function (params, batch) -> scalar.")
+    return dict(metrics)
+
+
+def check_monitor(monitor: Any, mode: Any, metrics: dict[str, Any] | None) -> tuple[str, bool]:
+    """What early stopping watches: ``"val_loss"`` or ``"val_<metric>"``; mode min or max."""
+    allowed = ["val_loss", *(f"val_{name}" for name in metrics or {})]
+    if monitor not in allowed:
+        raise ValueError(f"monitor must be one of {allowed}, got {monitor!r}.")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
+    return monitor, mode == "max"

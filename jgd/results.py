@@ -1,0 +1,272 @@
+"""Result types shared by ``fit`` and ``sweep``: statuses, histories, results.
+
+``fit_result`` is the one conversion from the engine's outcome to a
+``FitResult``: ``jgd.fit`` and ``SweepResult.member`` both use it, so a sweep
+member and a solo run are described by the same rule.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jgd._text import table as _table
+
+__all__ = ["Best", "FitResult", "History", "Status", "SweepResult", "fit_result"]
+
+
+class Status(enum.IntEnum):
+    """Why a run stopped. ``str(status)`` is its name (``"DIVERGED"``)."""
+
+    MAX_EPOCHS = 0  #: ran every epoch it was given
+    CONVERGED = 1  #: training loss changed by less than ``tol`` (relative)
+    EARLY_STOPPED = 2  #: the monitored validation value did not improve for ``patience`` epochs
+    DIVERGED = 3  #: the loss or the parameters became NaN/inf
+    #: with ``patience``: the monitored validation value became NaN/inf (the
+    #: training itself was finite); the run stops there, see ``FitResult.message``
+    VALIDATION_NONFINITE = 4
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in "bcdoxXn":
+            return format(int(self), spec)
+        return format(self.name, spec)
+
+
+class History(NamedTuple):
+    """Per-epoch records (every ``record_every``-th epoch and the last one run).
+
+    ``loss`` is the training loss seen during the epoch: for full-batch GD the
+    loss at the parameters the epoch started from; for mini-batches the
+    size-weighted mean of the batch losses. ``val_loss`` is measured on
+    ``val_data`` after the epoch's updates (None without ``val_data``).
+    ``epoch`` numbers epochs from 1. ``params`` holds the parameters after
+    each recorded epoch (leading axis: records) when ``fit`` was called with
+    ``record_params=True``, else None. ``metrics``/``val_metrics`` map each
+    name given to ``fit(..., metrics=...)`` to its values on the training and
+    validation data after the epoch's updates; ``aux`` maps each entry of the
+    loss's aux dict (``has_aux=True``) to its size-weighted mean over the
+    epoch's steps (None when not asked for).
+    """
+
+    epoch: jax.Array
+    loss: jax.Array
+    val_loss: jax.Array | None
+    params: Any = None
+    metrics: dict[str, jax.Array] | None = None
+    val_metrics: dict[str, jax.Array] | None = None
+    aux: dict[str, jax.Array] | None = None
+
+
+class _Shape(str):
+    """Prints without quotes inside a params repr."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class FitResult(NamedTuple):
+    """The outcome of ``fit``.
+
+    Attributes:
+        params: final parameters (the best-validation ones when early-stopped,
+            the last finite ones when diverged).
+        opt_state: the optimizer state matching the final update.
+        history: a ``History`` of recorded epochs.
+        status: a ``Status``.
+        epochs_run: epochs completed (counting the one that diverged).
+        diverged_at: the epoch in which a NaN/inf appeared, else None.
+        message: for a diverged run, what happened and what to try (the
+            stability bound 2/L, standardization); else None.
+    """
+
+    params: Any
+    opt_state: Any
+    history: History
+    status: Status
+    epochs_run: int
+    diverged_at: int | None
+    message: str | None = None
+
+    def __repr__(self) -> str:
+        shapes = jax.tree.map(lambda leaf: _Shape(f"{leaf.dtype}{list(leaf.shape)}"), self.params)
+        lines = [
+            f"FitResult(status={self.status.name}, epochs_run={self.epochs_run}, "
+            f"diverged_at={self.diverged_at},"
+        ]
+        if self.history.loss.shape[0]:
+            loss = np.asarray(self.history.loss)
+            lines.append(f"  loss: first {loss[0]:.6g}, last {loss[-1]:.6g},")
+            if self.history.val_loss is not None:
+                val = np.asarray(self.history.val_loss)
+                lines.append(f"  val_loss: last {val[-1]:.6g}, best {np.nanmin(val):.6g},")
+            for prefix, values in (("", self.history.metrics), ("val_", self.history.val_metrics)):
+                for name, trace in (values or {}).items():
+                    lines.append(f"  {prefix}{name}: last {float(np.asarray(trace)[-1]):.6g},")
+        if self.message:
+            lines.append(f"  message={self.message!r},")
+        lines.append(f"  params={shapes})")
+        return "\n".join(lines)
+
+
+def fit_result(
+    params: Any,
+    opt_state: Any,
+    history: History,
+    status: int,
+    epochs_run: int,
+    diverged_at: int,
+    message: str | None = None,
+    record_epochs: Any = None,
+) -> FitResult:
+    """The ``FitResult`` of one run from the engine's outcome (host scalars).
+
+    History slots fill from the first; slots the run never reached hold epoch
+    0 and are dropped. ``diverged_at`` 0 (the engine's "did not diverge")
+    becomes None. ``record_epochs``: ``history.epoch`` already on the host.
+    """
+    epochs = np.asarray(history.epoch if record_epochs is None else record_epochs)
+    filled = int((epochs > 0).sum())
+    if filled != history.epoch.shape[0]:
+        history = jax.tree.map(lambda a: a[:filled], history)
+    return FitResult(
+        params=params,
+        opt_state=opt_state,
+        history=history,
+        status=Status(int(status)),
+        epochs_run=int(epochs_run),
+        diverged_at=int(diverged_at) or None,
+        message=message,
+    )
+
+
+class Best(NamedTuple):
+    """The winning member of a sweep."""
+
+    config: dict[str, float]
+    params: Any
+    index: int
+
+
+class SweepResult(NamedTuple):
+    """Results of ``sweep``, one entry per member along the leading axis.
+
+    Attributes:
+        configs: name -> (M,) NumPy array of the values as given (``"seed"`` with ``seeds``).
+        params: final params, stacked with a leading member axis.
+        opt_state: final optimizer states, stacked likewise.
+        history: ``History`` with (M, R) arrays; slots a member never reached
+            hold NaN losses and epoch 0.
+        final_loss: training loss at each member's final params.
+        final_val_loss: validation loss there (NaN without ``val_data``).
+        status: (M,) ``Status`` codes.
+        stop_epoch: (M,) epochs each member ran.
+        diverged_at: (M,) epoch of divergence, 0 when it did not diverge
+            (``member(i).diverged_at`` is then None, as for ``fit``).
+        lr_bound: ``2 / L`` at the start when the grid sweeps
+            ``learning_rate`` (plain-GD stability bound), else None.
+    """
+
+    configs: dict[str, np.ndarray]
+    params: Any
+    opt_state: Any
+    history: History
+    final_loss: jax.Array
+    final_val_loss: jax.Array
+    status: jax.Array
+    stop_epoch: jax.Array
+    diverged_at: jax.Array
+    lr_bound: float | None
+
+    @property
+    def n_members(self) -> int:
+        return int(self.status.shape[0])
+
+    def _ranking(self, by: str) -> np.ndarray:
+        if by not in ("loss", "val_loss"):
+            raise ValueError(f"by must be 'loss' or 'val_loss', got {by!r}.")
+        scores = np.asarray(self.final_val_loss if by == "val_loss" else self.final_loss, float)
+        if by == "val_loss" and np.isnan(scores).all():
+            raise ValueError("this sweep had no val_data; use best(by='loss').")
+        # Diverged members never win, whatever their last finite loss was.
+        scores = np.where(np.asarray(self.status) == Status.DIVERGED, np.inf, scores)
+        scores = np.where(np.isnan(scores), np.inf, scores)
+        return np.argsort(scores, kind="stable")
+
+    def best(self, by: str = "val_loss") -> Best:
+        """The member with the lowest final ``"val_loss"`` (or ``"loss"``).
+
+        Diverged members are never chosen: when every member diverged this
+        raises ``ValueError``.
+        """
+        if by == "val_loss" and np.isnan(np.asarray(self.final_val_loss)).all():
+            by = "loss"
+        if (np.asarray(self.status) == Status.DIVERGED).all():
+            raise ValueError(
+                f"every one of the {self.n_members} members diverged, so there is no best "
+                "member; try smaller learning rates or standardized features."
+            )
+        index = int(self._ranking(by)[0])
+        return Best(self.config(index), jax.tree.map(lambda a: a[index], self.params), index)
+
+    def config(self, index: int) -> dict[str, float]:
+        """Member ``index``'s hyperparameters as Python numbers."""
+        return {name: np.asarray(values)[index].item() for name, values in self.configs.items()}
+
+    def member(self, index: int) -> FitResult:
+        """Member ``index`` as the ``FitResult`` a solo ``fit`` would return."""
+        if not -self.n_members <= index < self.n_members:
+            raise IndexError(f"member {index} out of range for {self.n_members} members.")
+        index %= self.n_members
+        take = functools.partial(jax.tree.map, lambda a: a[index])
+        scalars = np.asarray(self.status), np.asarray(self.stop_epoch), np.asarray(self.diverged_at)
+        return fit_result(
+            take(self.params),
+            take(self.opt_state),
+            take(self.history),
+            *(int(a[index]) for a in scalars),
+        )
+
+    def status_counts(self) -> dict[str, int]:
+        codes = np.asarray(self.status)
+        return {s.name: int((codes == s).sum()) for s in Status if (codes == s).any()}
+
+    def table(self, max_rows: int | None = 20, by: str = "val_loss") -> str:
+        """A readable summary, best members first, with status counts."""
+        if by == "val_loss" and np.isnan(np.asarray(self.final_val_loss)).all():
+            by = "loss"
+        order = self._ranking(by)
+        shown = order if max_rows is None else order[:max_rows]
+        names = list(self.configs)
+        has_val = not np.isnan(np.asarray(self.final_val_loss)).all()
+        headers = ["rank", "member", *names, "final loss"]
+        headers += ["final val loss"] if has_val else []
+        headers += ["status", "epochs"]
+        rows = []
+        for rank, i in enumerate(shown, 1):
+            row = [rank, int(i), *(float(np.asarray(self.configs[n])[i]) for n in names)]
+            row.append(float(self.final_loss[i]))
+            if has_val:
+                row.append(float(self.final_val_loss[i]))
+            row += [Status(int(self.status[i])).name, int(self.stop_epoch[i])]
+            rows.append(row)
+        counts = ", ".join(f"{name} {count}" for name, count in self.status_counts().items())
+        lines = [f"SweepResult: {self.n_members} members ({counts}); ranked by final {by}"]
+        if self.lr_bound is not None:
+            lines.append(
+                f"plain-GD stability bound 2/L = {self.lr_bound:.6g} at the start "
+                "(rates above it diverge on a quadratic loss)"
+            )
+        lines.append(_table(headers, rows))
+        if len(shown) < len(order):
+            lines.append(f"... {len(order) - len(shown)} more members")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.table(max_rows=10)
