@@ -11,6 +11,7 @@ epoch differently and changed last bits.)
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -35,7 +36,11 @@ class Program(NamedTuple):
 
 
 class RunOptions(NamedTuple):
-    """How to run a program: epochs, bar, checkpoints."""
+    """How to run a program: epochs, bar, checkpoints.
+
+    ``epochs`` is the loop epoch the run ends at; a warm start begins at
+    ``first_epoch`` (the epochs it already ran).
+    """
 
     epochs: int
     description: str
@@ -43,6 +48,10 @@ class RunOptions(NamedTuple):
     checkpoint: str | None = None
     checkpoint_every: int | None = None
     resume: bool = False
+    first_epoch: int = 0
+    # A long run goes in chunks of about half a second even without a bar or
+    # checkpoints, and waits for each where Ctrl-C can reach it.
+    long: bool = False
 
 
 def check_checkpointing(
@@ -68,9 +77,25 @@ def _stops(options: RunOptions, done: int) -> Iterator[int]:
         every = options.checkpoint_every
         first = (done // every + 1) * every
         return iter([*range(first, options.epochs, every), options.epochs])
-    if options.progress:
+    if options.progress or options.long:
         return _progress.chunks(options.epochs, start=done)
     return iter([options.epochs])
+
+
+_WAITER: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _wait(state: Any) -> Any:
+    """Block until ``state`` is computed, in a way Ctrl-C interrupts.
+
+    A blocking read inside XLA does not return to Python until the program
+    ends, so a signal waits with it; a helper thread blocks instead while the
+    main thread waits on a future, which a KeyboardInterrupt ends at once.
+    """
+    global _WAITER
+    if _WAITER is None:
+        _WAITER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jgd-wait")
+    return _WAITER.submit(jax.block_until_ready, state).result()
 
 
 def drive(program: Program, options: RunOptions) -> Any:
@@ -84,7 +109,7 @@ def drive(program: Program, options: RunOptions) -> Any:
 
     state = program.start()
     print_ = program.fingerprint(state) if options.checkpoint is not None else None
-    done = 0
+    done = options.first_epoch
     if options.checkpoint is not None and options.resume and os.path.exists(options.checkpoint):
         state = checkpoints.load_state(options.checkpoint, state, print_)
         done = int(np.max(jax.device_get(state.epoch)))
@@ -93,17 +118,20 @@ def drive(program: Program, options: RunOptions) -> Any:
     stops = _stops(options, done)
     bar = None
     if options.progress:
-        bar = _progress.bar(options.epochs, options.description, initial=done)
+        first = options.first_epoch
+        bar = _progress.bar(options.epochs - first, options.description, initial=done - first)
     try:
         while done < options.epochs:
             stop_at = next(stops)
             # A NumPy scalar: no device op to build the argument.
             state = program.advance(state, np.int32(stop_at))
+            if options.long:
+                state = _wait(state)
             done = stop_at
             if options.checkpoint is not None:
                 checkpoints.save_state(options.checkpoint, state, print_)
             if bar is not None:
-                bar.update(done - bar.n)
+                bar.update(done - options.first_epoch - bar.n)
                 bar.set_postfix(**program.postfix(state))
             if done < options.epochs and not program.running(state):
                 break

@@ -27,8 +27,10 @@ from jgd.results import History, Status
 
 __all__ = [
     "Config",
+    "OptimizerFactory",
     "Outcome",
     "Problem",
+    "Start",
     "State",
     "advance_until",
     "evaluate",
@@ -39,6 +41,7 @@ __all__ = [
     "run_epoch",
     "state_axes",
     "step",
+    "with_optimizer",
 ]
 
 
@@ -84,10 +87,33 @@ class Problem(NamedTuple):
     metrics: dict[str, Callable[..., Any]] | None = None
 
 
+class OptimizerFactory(NamedTuple):
+    """An optimizer built inside the program from traced hyperparameters.
+
+    ``fit(..., optimizer=optax.adam, hyperparams={"learning_rate": 1e-3})``:
+    the values are array leaves (data), so new values reuse the compiled
+    program; the factory is static.
+    """
+
+    factory: Callable[..., Any]
+    values: dict[str, jax.Array]
+
+    def build(self) -> Any:
+        return self.factory(**self.values)
+
+
+def with_optimizer(problem: Problem) -> Problem:
+    """The problem with its optimizer built (inside a program) when it is a factory."""
+    if isinstance(problem.optimizer, OptimizerFactory):
+        return problem._replace(optimizer=problem.optimizer.build())
+    return problem
+
+
 class State(NamedTuple):
     params: Any
     opt_state: Any
     epoch: jax.Array  # the loop counter, shared by every member of a sweep
+    first_epoch: jax.Array  # the counter's start: 0, or a warm start's last epoch
     epochs_run: jax.Array  # this run's own count: it stops when the run stops
     status: jax.Array
     diverged_at: jax.Array
@@ -116,6 +142,7 @@ def state_axes(config: Config) -> State:
     """vmap axes of a sweep's state: the loop counter stays shared when it can."""
     shared = not (config.use_tol or config.patience is not None)
     fields = {name: 0 for name in State._fields}
+    fields["first_epoch"] = None
     if shared:
         fields["epoch"] = None
     return State(**fields)
@@ -350,8 +377,17 @@ def _check_scalar(shape: Any, what: str, floating: bool = True) -> None:
         )
 
 
-def initial_state(problem: Problem, config: Config, params: Any) -> State:
-    """The state before epoch 1 (traceable, vmappable)."""
+class Start(NamedTuple):
+    """Where a run starts: params, and for a warm start its optimizer state and epoch."""
+
+    params: Any
+    opt_state: Any = None  # None: optimizer.init(params)
+    epoch: Any = 0  # epochs already run (a warm start continues the count)
+
+
+def initial_state(problem: Problem, config: Config, start: Start) -> State:
+    """The state before the run's first epoch (traceable, vmappable)."""
+    params = start.params
     loss_shape, aux, metrics = _output_shapes(problem, config, params)
     loss_dtype = loss_shape.dtype
     n_records = -(-config.epochs // config.record_every)
@@ -362,9 +398,10 @@ def initial_state(problem: Problem, config: Config, params: Any) -> State:
     has_val = problem.val_data is not None
     return State(
         params=params,
-        opt_state=problem.optimizer.init(params),
-        epoch=jnp.zeros((), jnp.int32),
-        epochs_run=jnp.zeros((), jnp.int32),
+        opt_state=problem.optimizer.init(params) if start.opt_state is None else start.opt_state,
+        epoch=jnp.asarray(start.epoch, jnp.int32),
+        first_epoch=jnp.asarray(start.epoch, jnp.int32),
+        epochs_run=jnp.asarray(start.epoch, jnp.int32),
         status=jnp.asarray(Status.MAX_EPOCHS, jnp.int32),
         diverged_at=jnp.zeros((), jnp.int32),
         prev_loss=jnp.full((), jnp.inf, loss_dtype),
@@ -445,7 +482,7 @@ def _record(state: State, config: Config, running, epoch, loss, aux, params, eva
 
     Each record slot holds the last epoch run in its block of record_every.
     """
-    slot = (epoch - 1) // config.record_every
+    slot = (epoch - state.first_epoch - 1) // config.record_every
 
     def record(buffer: jax.Array, value: jax.Array) -> jax.Array:
         return buffer.at[slot].set(jnp.where(running, value, buffer[slot]))
@@ -494,6 +531,7 @@ def epoch_body(problem: Problem, config: Config, loss_dtype: Any) -> Callable[[S
             params=optax.tree.where(running, out.params, state.params),
             opt_state=optax.tree.where(running, out.opt_state, state.opt_state),
             epoch=epoch,
+            first_epoch=state.first_epoch,
             epochs_run=jnp.where(running, epoch, state.epochs_run),
             status=jnp.where(running, status, state.status),
             diverged_at=jnp.where(running & ~out.finite, epoch, state.diverged_at),
@@ -526,7 +564,7 @@ def advance_until(problem: Problem, config: Config, state: State, stop_at: jax.A
     stop_when_stopped = not config.batched or config.use_tol or config.patience is not None
 
     def cond(s: State) -> jax.Array:
-        going = s.epoch < jnp.minimum(stop_at, config.epochs)
+        going = s.epoch < jnp.minimum(stop_at, s.first_epoch + config.epochs)
         return going & (s.status == Status.MAX_EPOCHS) if stop_when_stopped else going
 
     return lax.while_loop(cond, body, state)

@@ -71,6 +71,8 @@ def _content(value: Any, depth: int = 0) -> Hashable:
         return ("partial", *(_content(part, depth + 1) for part in parts))
     if isinstance(value, (tuple, list)):
         return (type(value).__name__, tuple(_content(item, depth + 1) for item in value))
+    if isinstance(value, (set, frozenset)):
+        return ("set", frozenset(_content(item, depth + 1) for item in value))
     if isinstance(value, dict):
         return ("dict", tuple((key, _content(item, depth + 1)) for key, item in value.items()))
     if isinstance(value, (np.ndarray, np.generic)) or (

@@ -14,6 +14,16 @@ LONG_RUN_ROW_EPOCHS = 100_000_000
 CHUNK_SECONDS = 0.5
 
 
+#: Work (epochs × rows × (parameters + values per row)) from which a run may take about
+#: a second or more: it then runs in chunks even without a bar, so Ctrl-C stops it promptly.
+LONG_RUN_WORK = 100_000_000
+
+
+def long_run(epochs: int, rows: int, values_per_row: int, n_params: int) -> bool:
+    """Whether a run is likely to take about a second or more (a cheap estimate)."""
+    return epochs * rows * (values_per_row + n_params) >= LONG_RUN_WORK
+
+
 def wanted(progress: bool | None, epochs: int, rows: int) -> bool:
     """Resolve ``progress=None``: on when stderr is a terminal and the run is long."""
     if progress is not None:

@@ -22,7 +22,14 @@ from jgd._checks import (
 from jgd._engine import Config, n_rows
 from jgd.data import Dataset, check_data
 
-__all__ = ["Checked", "check_optimizer", "check_params", "prepare"]
+__all__ = [
+    "Checked",
+    "check_optimizer",
+    "check_optimizer_argument",
+    "check_params",
+    "check_warm_start",
+    "prepare",
+]
 
 
 class Checked(NamedTuple):
@@ -67,6 +74,72 @@ def check_optimizer(optimizer: Any) -> None:
             "optimizer must be an optax.GradientTransformation (e.g. jgd.gd(0.1) or "
             f"optax.adam(1e-3)), got {optimizer!r}."
         )
+
+
+def check_optimizer_argument(optimizer: Any, hyperparams: Any) -> Any:
+    """An optimizer, or with ``hyperparams`` a factory to build inside the program.
+
+    The values follow a sweep grid's rule: numbers, traced as float arrays, so
+    new values reuse the compiled program.
+    """
+    from jgd._engine import OptimizerFactory
+
+    if hyperparams is None:
+        check_optimizer(optimizer)
+        return optimizer
+    if not isinstance(hyperparams, dict) or not hyperparams:
+        raise TypeError(
+            f"hyperparams must be a non-empty dict of name -> number, got {hyperparams!r}."
+        )
+    if not callable(optimizer) or hasattr(optimizer, "update"):
+        raise TypeError(
+            "with hyperparams, optimizer must be a factory called with them, e.g. "
+            f"optimizer=optax.adam, hyperparams={{'learning_rate': 1e-3}}; got {optimizer!r}."
+        )
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    values = {}
+    for name, value in hyperparams.items():
+        check_hyperparameter(value, f"hyperparams[{name!r}]", low=-np.inf)
+        if name == "learning_rate":
+            check_hyperparameter(value, "hyperparams['learning_rate']", low=0.0)
+        values[name] = _scalar(jnp.asarray(value, dtype), f"hyperparams[{name!r}]")
+    try:
+        built = optimizer(**{name: float(value) for name, value in values.items()})
+    except TypeError as error:
+        raise TypeError(
+            f"the optimizer factory rejected hyperparams {list(values)}: {error}"
+        ) from None
+    check_optimizer(built)
+    return OptimizerFactory(optimizer, values)
+
+
+def check_warm_start(warm_start: Any, params: Any, optimizer: Any) -> Any:
+    """Where a run starts: fresh ``params``, or a previous ``FitResult`` to continue."""
+    from jgd._engine import OptimizerFactory, Start
+    from jgd.results import FitResult
+
+    if warm_start is None:
+        return Start(check_params(params))
+    if not isinstance(warm_start, FitResult):
+        raise TypeError(
+            f"warm_start must be a FitResult from jgd.fit, got {type(warm_start).__name__}."
+        )
+    if params is not None and jax.tree.leaves(params) != jax.tree.leaves(warm_start.params):
+        raise ValueError(
+            "warm_start continues from its own params: pass params=None (or result.params)."
+        )
+    params = check_params(warm_start.params)
+    build = optimizer.build if isinstance(optimizer, OptimizerFactory) else lambda: optimizer
+    expected = jax.eval_shape(lambda p: build().init(p), params)
+    if jax.tree.structure(expected) != jax.tree.structure(warm_start.opt_state) or any(
+        jnp.shape(a) != b.shape
+        for a, b in zip(jax.tree.leaves(warm_start.opt_state), jax.tree.leaves(expected))
+    ):
+        raise ValueError(
+            "warm_start's optimizer state does not fit this optimizer (another optimizer or "
+            "chain?); continue with the optimizer the previous run used."
+        )
+    return Start(params, warm_start.opt_state, np.int32(warm_start.epochs_run))
 
 
 def _check_like(val_data: Any, data: Any) -> Any:

@@ -26,6 +26,7 @@ from jgd._driver import Program, RunOptions, check_checkpointing, drive
 from jgd._engine import (
     Config,
     Problem,
+    Start,
     State,
     advance_until,
     final_losses,
@@ -127,7 +128,7 @@ def _sweep_start(arrays, static, factory, seeded: bool, config: Config) -> State
     problem = _constrained(problem, config)
 
     def member(values, start):
-        return initial_state(_member(problem, factory, values), config, start)
+        return initial_state(_member(problem, factory, values), config, Start(start))
 
     return jax.vmap(member, in_axes=(0, 0 if seeded else None), out_axes=state_axes(config))(
         configs, params
@@ -272,19 +273,20 @@ def sweep(
         checked.metrics,
     )
     arrays, static, config, padded = _placed(problem, start, configs, seeded, config, mesh)
+    members = len(configs[next(iter(configs))])
+    rows = n_rows(checked.data)
+    values_per_row = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(checked.data))
     options = RunOptions(
         epochs=config.epochs,
         description="jgd.sweep",
-        progress=_progress.wanted(
-            progress, config.epochs, n_rows(checked.data) * len(configs[next(iter(configs))])
-        ),
+        progress=_progress.wanted(progress, config.epochs, rows * members),
         checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         checkpoint_every=check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs),
         resume=resume,
+        long=_progress.long_run(config.epochs, rows, values_per_row, _size(start) * members),
     )
     call = (arrays, static, optimizer, seeded, config)
     outcome, final_loss, final_val = drive(_program(call, problem, configs), options)
-    members = len(configs[next(iter(configs))])
     if padded != members:
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)
@@ -307,6 +309,10 @@ def sweep(
         diverged_at=outcome.diverged_at,
         lr_bound=bound,
     )
+
+
+def _size(params: Any) -> int:
+    return sum(leaf.size for leaf in jax.tree.leaves(params))
 
 
 def _starts(

@@ -13,6 +13,7 @@ the same loop program chunk by chunk, so they give the same bits.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from typing import Any
@@ -28,13 +29,15 @@ from jgd._engine import (
     Config,
     Outcome,
     Problem,
+    Start,
     State,
     advance_until,
     finish,
     initial_state,
     n_rows,
+    with_optimizer,
 )
-from jgd._validate import check_optimizer, check_params, prepare
+from jgd._validate import check_optimizer_argument, check_warm_start, prepare
 from jgd.data import Dataset
 from jgd.results import FitResult, History, Status, fit_result
 
@@ -43,9 +46,8 @@ __all__ = ["FitResult", "History", "Status", "fit"]
 
 @functools.partial(jax.jit, static_argnames=("static", "config"))
 def _fit_start(arrays: list[Any], static: _filtering.Static, config: Config) -> State:
-    problem, params = _filtering.combine(arrays, static)
-    problem = _constrained(problem, config)
-    return initial_state(problem, config, params)
+    problem, start = _filtering.combine(arrays, static)
+    return initial_state(_constrained(problem, config), config, start)
 
 
 @functools.partial(jax.jit, static_argnames=("static", "config"))
@@ -62,12 +64,13 @@ def _fit_finish(state: State, config: Config) -> Outcome:
 
 
 def _constrained(problem: Problem, config: Config) -> Problem:
+    """The problem as the program sees it: rows sharded (with a mesh), optimizer built."""
     data, val_data = _sharding.constrain((problem.data, problem.val_data), config.data_sharding)
-    return problem._replace(data=data, val_data=val_data)
+    return with_optimizer(problem._replace(data=data, val_data=val_data))
 
 
-def _program(problem: Problem, params: Any, config: Config, checkpoint: Any) -> Program:
-    arrays, static = _filtering.partition((problem, params))
+def _program(problem: Problem, start: Start, config: Config, checkpoint: Any) -> Program:
+    arrays, static = _filtering.partition((problem, start))
 
     def postfix(state: State) -> dict[str, str]:
         loss = jax.device_get(state.prev_loss)
@@ -100,14 +103,14 @@ def _program(problem: Problem, params: Any, config: Config, checkpoint: Any) -> 
     )
 
 
-def _placed(problem: Problem, params: Any, config: Config, mesh: Any):
+def _placed(problem: Problem, start: Start, config: Config, mesh: Any):
     """Arrays on the mesh (if any) and the config that records where they are."""
     if mesh is not None:
-        arrays, static = _filtering.partition((problem, params))
+        arrays, static = _filtering.partition((problem, start))
         arrays, rows = _sharding.place_on_mesh(arrays, (problem.data, problem.val_data), mesh)
-        problem, params = _filtering.combine(arrays, static)
+        problem, start = _filtering.combine(arrays, static)
         config = config._replace(data_sharding=rows)
-    return problem, params, config._replace(native=_sharding.on_one_device((problem, params)))
+    return problem, start, config._replace(native=_sharding.on_one_device((problem, start)))
 
 
 def fit(
@@ -134,6 +137,8 @@ def fit(
     loss_takes_key: bool = False,
     monitor: str = "val_loss",
     mode: str = "min",
+    hyperparams: dict[str, Any] | None = None,
+    warm_start: FitResult | None = None,
 ) -> FitResult:
     """Train ``params`` to minimise ``loss_fn`` in one compiled program.
 
@@ -148,8 +153,10 @@ def fit(
             leading row axis (``{"image": (n, 8, 8), "label": (n,)}``; integer
             leaves allowed); pandas objects are accepted as arrays.
         optimizer: any ``optax.GradientTransformation`` (``jgd.gd(0.1)``,
-            ``optax.adam(1e-3)``, ...).
-        epochs: the most epochs to run.
+            ``optax.adam(1e-3)``, ``optax.lbfgs()``: optimizers taking optax's
+            extra arguments get ``value``, ``grad`` and ``value_fn``), or with
+            ``hyperparams`` a factory such as ``optax.adam``.
+        epochs: the most epochs to run (with ``warm_start``: more epochs).
         batch_size: ``None`` for full-batch GD, ``1`` for stochastic GD, ``k``
             for mini-batches of ``k`` rows (the last short batch counts with its
             true size).
@@ -195,6 +202,15 @@ def fit(
             final loss) it passes ``key=None``: switch dropout off then.
         monitor: what ``patience`` watches: ``"val_loss"`` or ``"val_<metric>"``.
         mode: ``"min"`` (lower is better) or ``"max"`` (e.g. accuracy).
+        hyperparams: ``{name: number}`` for an optimizer factory, e.g.
+            ``optimizer=optax.adam, hyperparams={"learning_rate": 1e-3}``: the
+            optimizer is built inside the program with the values as traced
+            data, so new values reuse the compiled program (as a sweep's grid).
+        warm_start: a previous ``FitResult`` to continue: its params, optimizer
+            state (moments, schedule counts) and epoch count; with the same
+            ``key`` the shuffles continue too, so 20 epochs then 30 more equal
+            one 50-epoch run. Pass ``params=None``. ``history`` holds the new
+            epochs (numbered from the previous count).
 
     Returns:
         A ``FitResult``. A NaN/inf loss or parameter ends the run with
@@ -209,8 +225,8 @@ def fit(
         >>> [round(float(v), 3) for v in (result.params["w"][0], result.params["b"])]
         [2.0, 1.0]
     """
-    check_optimizer(optimizer)
-    params = check_params(params)
+    optimizer = check_optimizer_argument(optimizer, hyperparams)
+    start = check_warm_start(warm_start, params, optimizer)
     checked = prepare(
         loss_fn,
         data,
@@ -228,13 +244,18 @@ def fit(
         mode=mode,
     )
     config = checked.config._replace(record_params=bool(record_params))
+    first = int(start.epoch)
     options = RunOptions(
-        epochs=config.epochs,
+        epochs=first + config.epochs,
         description="jgd.fit",
         progress=_progress.wanted(progress, config.epochs, n_rows(checked.data)),
         checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         checkpoint_every=check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs),
         resume=resume,
+        first_epoch=first,
+        long=_progress.long_run(
+            config.epochs, n_rows(checked.data), _values_per_row(checked.data), _size(start)
+        ),
     )
     problem = Problem(
         checked.loss_fn,
@@ -245,12 +266,14 @@ def fit(
         checked.tol,
         checked.metrics,
     )
-    problem, start, config = _placed(problem, params, config, mesh)
+    problem, start, config = _placed(problem, start, config, mesh)
     outcome = drive(_program(problem, start, config, checkpoint), options)
     status, epochs_run, diverged_at, filled = jax.device_get(
         (outcome.status, outcome.epochs_run, outcome.diverged_at, outcome.history.epoch)
     )
-    message = _message(problem, config, params, int(status), int(diverged_at), int(epochs_run))
+    message = _message(
+        problem, config, start.params, int(status), int(diverged_at), int(epochs_run)
+    )
     return fit_result(
         outcome.params,
         outcome.opt_state,
@@ -261,6 +284,14 @@ def fit(
         message,
         record_epochs=filled,
     )
+
+
+def _values_per_row(data: Any) -> int:
+    return sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(data))
+
+
+def _size(start: Start) -> int:
+    return sum(leaf.size for leaf in jax.tree.leaves(start.params))
 
 
 def _message(
