@@ -155,7 +155,40 @@ def _first_difference(stored: Any, wanted: Any, where: str = "") -> str:
     return f"{where.lstrip('.') or 'value'}: {short(stored)} in the checkpoint, {short(wanted)} now"
 
 
+def _grows(stored: Any, wanted: Any) -> bool:
+    """Whether a stored history entry ``[path, shape, dtype]`` fits a longer run's.
+
+    A run resumed with more epochs keeps more history records: one axis (the
+    records) may be longer now; everything else must match.
+    """
+    path, old, dtype = stored
+    if not (path.startswith(".history") and path == wanted[0] and dtype == wanted[2]):
+        return False
+    new = wanted[1]
+    diffs = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
+    return len(old) == len(new) and len(diffs) == 1 and old[diffs[0]] < new[diffs[0]]
+
+
+def _allowing_more_epochs(stored: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` as a run with more epochs than it was written for would fingerprint it.
+
+    Resuming with a larger ``epochs`` continues the run; a smaller one is
+    refused (the stored settings then differ).
+    """
+    config, now = stored.get("config"), wanted.get("config")
+    if not (isinstance(config, dict) and isinstance(now, dict)):
+        return stored
+    if not isinstance(config.get("epochs"), int) or config["epochs"] > now.get("epochs", 0):
+        return stored
+    state, wanted_state = stored.get("state"), wanted.get("state")
+    if isinstance(state, list) and isinstance(wanted_state, list):
+        if len(state) == len(wanted_state):
+            state = [w if _grows(s, w) else s for s, w in zip(state, wanted_state)]
+    return {**stored, "config": {**config, "epochs": now["epochs"]}, "state": state}
+
+
 def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    stored = _allowing_more_epochs(stored, wanted)
     names = {
         "config": "settings",
         "state": "parameter/state shapes or dtypes",
@@ -213,5 +246,14 @@ def load_state(path: str | os.PathLike[str], template: Any, print_: dict[str, An
         raise ValueError(
             f"checkpoint {os.fspath(path)} has {len(arrays)} arrays, expected {len(leaves)}."
         )
-    restored = [jax.numpy.asarray(arrays[f"s/{i}"], leaf.dtype) for i, leaf in enumerate(leaves)]
+    restored = [_restore(arrays[f"s/{i}"], leaf) for i, leaf in enumerate(leaves)]
     return jax.tree.unflatten(treedef, restored)
+
+
+def _restore(stored: np.ndarray, leaf: Any) -> Any:
+    """A stored array as the template's leaf; shorter history records go first."""
+    if stored.shape == leaf.shape:
+        return jax.numpy.asarray(stored, leaf.dtype)
+    # A resume with more epochs: the records written so far, then the template's empties.
+    index = tuple(slice(0, n) for n in stored.shape)
+    return jax.numpy.asarray(leaf).at[index].set(jax.numpy.asarray(stored, leaf.dtype))

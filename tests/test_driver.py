@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import optax
+import pytest
 
 import jgd
 from jgd.training import _fit_advance
@@ -128,3 +129,28 @@ def test_a_freshly_built_optax_optimizer_reuses_the_compiled_program():
     assert _fit_advance._cache_size() == before
     jgd.fit(loss_fn, loss_fn.model.init(None), data, optimizer=optax.adam(5e-3), epochs=3)
     assert _fit_advance._cache_size() == before + 1  # another rate: another constant
+
+
+def test_a_checkpoint_resumes_with_more_epochs_and_refuses_fewer(tmp_path):
+    data = regression_problem(n=40, d=3)
+    loss_fn = jgd.objective(jgd.models.linear(3))
+    kwargs = dict(optimizer=jgd.momentum(0.05), batch_size=8, key=jax.random.key(1))
+    path = tmp_path / "run.npz"
+    jgd.fit(loss_fn, loss_fn.model.init(None), data, epochs=30, checkpoint=path, **kwargs)
+    longer = jgd.fit(
+        loss_fn, loss_fn.model.init(None), data, epochs=60, checkpoint=path, resume=True, **kwargs
+    )
+    whole = jgd.fit(loss_fn, loss_fn.model.init(None), data, epochs=60, **kwargs)
+    np.testing.assert_array_equal(longer.params["w"], whole.params["w"])
+    np.testing.assert_array_equal(longer.history.loss, whole.history.loss)
+    assert longer.epochs_run == 60
+    with pytest.raises(ValueError, match=r"epochs=60 \(now 20\)"):
+        jgd.fit(
+            loss_fn,
+            loss_fn.model.init(None),
+            data,
+            epochs=20,
+            checkpoint=path,
+            resume=True,
+            **kwargs,
+        )

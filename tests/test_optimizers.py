@@ -92,3 +92,79 @@ def test_learning_rate_is_a_traced_leaf_so_vmap_works():
 def test_bad_hyperparameters(build, error, message):
     with pytest.raises(error, match=message):
         build()
+
+
+def test_lbfgs_follows_optax_documented_loop_step_for_step():
+    """optax's L-BFGS example loop (value_and_grad_from_state, the zoom line search)."""
+    data = regression_problem(n=60, d=4)
+    loss_fn = jgd.objective(jgd.models.linear(4))
+    start = loss_fn.model.init(None)
+    result = jgd.fit(loss_fn, start, data, optimizer=optax.lbfgs(), epochs=8, record_params=True)
+
+    def objective(params):
+        return loss_fn(params, data)
+
+    solver = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(objective)
+    params, state = start, solver.init(start)
+    for step in range(8):
+        value, grad = value_and_grad(params, state=state)
+        updates, state = solver.update(
+            grad, state, params, value=value, grad=grad, value_fn=objective
+        )
+        params = optax.apply_updates(params, updates)
+        np.testing.assert_allclose(result.history.loss[step], value, rtol=1e-5)
+        np.testing.assert_allclose(
+            result.history.params["w"][step], params["w"], rtol=1e-4, atol=1e-6
+        )
+    exact = jgd.least_squares(data.X, data.y)
+    np.testing.assert_allclose(result.params["w"], exact["w"], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        optax.polyak_sgd(max_learning_rate=1.0),
+        optax.chain(optax.adam(0.1), optax.contrib.reduce_on_plateau(patience=5, factor=0.5)),
+        optax.chain(optax.sgd(1.0), optax.scale_by_backtracking_linesearch(15)),
+    ],
+    ids=["polyak_sgd", "reduce_on_plateau", "backtracking"],
+)
+def test_optimizers_taking_extra_args_train_full_batch_and_minibatch(optimizer):
+    data = regression_problem(n=48, d=3)
+    loss_fn = jgd.objective(jgd.models.linear(3))
+    start_loss = float(loss_fn(loss_fn.model.init(None), data))
+    for batch_size in (None, 16):
+        result = jgd.fit(
+            loss_fn,
+            loss_fn.model.init(None),
+            data,
+            optimizer=optimizer,
+            epochs=30,
+            batch_size=batch_size,
+            key=0,
+        )
+        assert result.status is jgd.Status.MAX_EPOCHS
+        assert float(loss_fn(result.params, data)) < 0.2 * start_loss
+
+
+def test_lbfgs_logistic_regression_matches_sklearn_on_breast_cancer():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    C = 1.0
+    reference = LogisticRegression(C=C, solver="lbfgs", max_iter=5000, tol=1e-10).fit(X, y)
+    data = jgd.Dataset(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32))
+    # scikit-learn minimises C * sum(log-loss) + |w|^2 / 2: the same as mean log-loss + l2 |w|^2.
+    loss_fn = jgd.objective(
+        jgd.models.logistic(30), jgd.losses.binary_cross_entropy, l2=1 / (2 * C * len(y))
+    )
+    result = jgd.fit(
+        loss_fn, loss_fn.model.init(None), data, optimizer=optax.lbfgs(), epochs=200, tol=1e-9
+    )
+    np.testing.assert_allclose(result.params["w"], reference.coef_[0], atol=2e-3, rtol=1e-2)
+    np.testing.assert_allclose(result.params["b"], reference.intercept_[0], atol=2e-3)
+    predicted = np.asarray(jgd.models.logistic(30).apply(result.params, data.X)) > 0
+    assert (predicted == reference.predict(X).astype(bool)).mean() >= 0.995
