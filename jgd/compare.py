@@ -92,21 +92,33 @@ class ParityReport(NamedTuple):
         return {"passed": self.passed, "rows": [row.to_dict() for row in self.rows]}
 
     def table(self) -> str:
-        """One line per pair: largest parameter gap, tolerance, losses, verdict, median times."""
-
-        def seconds(value: float | None) -> object:
-            return "-" if value is None else value
-
-        return table(
-            ["problem", "pair", "epochs", "max |Δparam|", "tolerance", "jgd loss",
-             "optax loss", "", "jgd s", "optax loop s"],
-            [
-                (r.problem, r.pair, r.epochs, r.max_param_diff, r.tolerance, r.jgd_loss,
-                 r.optax_loss, "ok" if r.passed else "FAIL", seconds(r.jgd_seconds),
-                 seconds(r.optax_seconds))
-                for r in self.rows
-            ],
-        )  # fmt: skip
+        """One line per pair: largest parameter gap, tolerance, losses, verdict; times if timed."""
+        timed = any(r.jgd_seconds is not None for r in self.rows)
+        headers = [
+            "problem",
+            "pair",
+            "epochs",
+            "max |Δparam|",
+            "tolerance",
+            "jgd loss",
+            "optax loss",
+            "",
+        ] + (["jgd s", "optax loop s"] if timed else [])
+        rows = [
+            (
+                r.problem,
+                r.pair,
+                r.epochs,
+                r.max_param_diff,
+                r.tolerance,
+                r.jgd_loss,
+                r.optax_loss,
+                "ok" if r.passed else "FAIL",
+            )
+            + ((r.jgd_seconds, r.optax_seconds) if timed else ())
+            for r in self.rows
+        ]
+        return table(headers, rows)  # fmt: skip
 
     def __repr__(self) -> str:
         return self.table()

@@ -175,11 +175,13 @@ def command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jgd.bench``-style entry point: parse ``argv`` and run.
+    """``jgd bench`` as a function: parse ``argv`` (without the command name) and run.
 
     Example:
-        >>> main(["--workload", "linear", "--rows", "64", "--features", "2",
-        ...       "--epochs", "5"])  # doctest: +SKIP
+        >>> main(["--workload", "linear", "--rows", "64", "--features", "2", "--epochs", "5",
+        ...       "--repeats", "1"])
+        linear (gd, lr 0.01): 64 rows × 2 features, full batch, 5 epochs (5 steps), median of 1
+        ...
         0
     """
     parser = argparse.ArgumentParser(prog="jgd bench", description=__doc__)

@@ -491,10 +491,8 @@ def run(
         ``compile_s`` and the sizes as numbers.
 
     Example:
-        >>> tiny = Sizes(linear=((200, 2, 50),), sweep=(2, 5), mlp_sweep=(2, 1), mlp=(256, 1))
-        >>> report = run(only=["linear"], sizes=tiny)
-        >>> report["results"][0]["method"], report["results"][0]["repeats"]
-        ('jgd.fit', 5)
+        >>> sorted(WORKLOADS), QUICK.linear[0]
+        (['linear', 'mlp', 'sweep'], (1000, 2, 3000))
     """
     chosen = list(WORKLOADS) if not only else list(only)
     for name in chosen:

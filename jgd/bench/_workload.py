@@ -212,7 +212,7 @@ def time_workload(
         >>> data = jgd.Dataset(jnp.ones((64, 2)), jnp.ones(64))
         >>> model = jgd.models.linear(2)
         >>> timing = time_workload(jgd.objective(model, jgd.losses.mse), model.init(None),
-        ...                        data, jgd.gd(0.1), epochs=10, batch_size=16)
+        ...                        data, jgd.gd(0.1), epochs=10)
         >>> [m.method for m in timing.methods]
         ['jgd.fit', 'optax python loop', 'optax lax.scan']
     """
