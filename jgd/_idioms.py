@@ -13,7 +13,8 @@ trajectories. Each is compiled ahead of time and says how long that took.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import collections
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import jax
@@ -25,7 +26,7 @@ from jax import lax
 from jgd._timing import aot
 from jgd.data import permutation
 
-__all__ = ["Compiled", "Run", "optax_loop", "optax_scan"]
+__all__ = ["Idiom", "Run", "optax_loop", "optax_scan"]
 
 
 class Run(NamedTuple):
@@ -54,12 +55,15 @@ class Run(NamedTuple):
         return self.epochs * (full + (rest > 0))
 
 
-class Compiled(NamedTuple):
-    """A compiled idiom: ``call()`` runs it; ``step`` is the compiled optimizer step, if one."""
+class Idiom(NamedTuple):
+    """A compiled idiom: ``call()`` runs it; ``compiled``: its (step's) ``jax.stages.Compiled``.
+
+    For the loop, ``compiled`` is the mini-batch step (XLA's FLOP count is per step).
+    """
 
     call: Callable[[], Any]
     compile_s: float
-    step: Any = None
+    compiled: Any
 
 
 def _step_fn(run: Run) -> Callable[..., Any]:
@@ -89,7 +93,7 @@ def _split(run: Run, order: jax.Array) -> tuple[jax.Array, jax.Array]:
     return order[:cut].reshape(full, run.batch_size), order[cut:]
 
 
-def optax_loop(run: Run, *, keep_path: bool = False) -> Compiled:
+def optax_loop(run: Run, *, keep_path: bool = False) -> Idiom:
     """A jitted optax step in a Python loop; ``call()`` returns the final params.
 
     With ``keep_path``, ``call()`` returns the list of params after each epoch.
@@ -97,55 +101,57 @@ def optax_loop(run: Run, *, keep_path: bool = False) -> Compiled:
     step = _step_fn(run)
     state = run.optimizer.init(run.params)
     if run.batch_size is None:
-        compiled, seconds = aot(step, run.params, state, run.data)
+        full_step = aot(step, run.params, state, run.data)
 
         def epochs(params: Any, opt_state: Any) -> Any:
             for _ in range(run.epochs):
-                params, opt_state, _ = compiled(params, opt_state, run.data)
+                params, opt_state, _ = full_step.call(params, opt_state, run.data)
                 yield params
 
-        return Compiled(lambda: _finish(epochs(run.params, state), keep_path), seconds, compiled)
+        return Idiom(
+            lambda: _finish(epochs(run.params, state), keep_path),
+            full_step.seconds,
+            full_step.compiled,
+        )
 
     key = run.key if run.key is not None else jax.random.key(0)
-    orders, seconds = aot(lambda k, e: _split(run, _order(run, k, e)), key, np.int32(1))
-    matrix, tail = orders(key, np.int32(1))
-    stepper, more = aot(
+    # Epoch numbers and batch indices go in as np.int32, the types compiled for
+    # (a Python int is weakly typed: another signature, another compile).
+    orders = aot(lambda k, e: _split(run, _order(run, k, e)), key, np.int32(1))
+    matrix, tail = orders.call(key, np.int32(1))
+    batch_step = aot(
         lambda p, s, data, m, i: step(p, s, _gather(data, m[i])),
         run.params, state, run.data, matrix, np.int32(0),
     )  # fmt: skip
-    seconds += more
-    tail_stepper = None
+    tail_step = None
     if tail.size:
-        tail_stepper, more = aot(
+        tail_step = aot(
             lambda p, s, data, rows: step(p, s, _gather(data, rows)),
             run.params, state, run.data, tail,
         )  # fmt: skip
-        seconds += more
     indices = [np.int32(i) for i in range(matrix.shape[0])]
 
     def epochs(params: Any, opt_state: Any) -> Any:
         for epoch in range(1, run.epochs + 1):
-            matrix, tail = orders(key, np.int32(epoch))
+            matrix, tail = orders.call(key, np.int32(epoch))
             for i in indices:
-                params, opt_state, _ = stepper(params, opt_state, run.data, matrix, i)
-            if tail_stepper is not None:
-                params, opt_state, _ = tail_stepper(params, opt_state, run.data, tail)
+                params, opt_state, _ = batch_step.call(params, opt_state, run.data, matrix, i)
+            if tail_step is not None:
+                params, opt_state, _ = tail_step.call(params, opt_state, run.data, tail)
             yield params
 
-    return Compiled(lambda: _finish(epochs(run.params, state), keep_path), seconds, stepper)
+    seconds = orders.seconds + batch_step.seconds + (tail_step.seconds if tail_step else 0.0)
+    return Idiom(
+        lambda: _finish(epochs(run.params, state), keep_path), seconds, batch_step.compiled
+    )
 
 
-def _finish(path: Any, keep_path: bool) -> Any:
+def _finish(path: Iterator[Any], keep_path: bool) -> Any:
     """Drain the per-epoch generator: every epoch's params, or only the last."""
-    if keep_path:
-        return list(path)
-    params = None
-    for params in path:  # noqa: B007 - only the last one is wanted
-        pass
-    return params
+    return list(path) if keep_path else collections.deque(path, maxlen=1).pop()
 
 
-def optax_scan(run: Run) -> Compiled:
+def optax_scan(run: Run) -> Idiom:
     """The whole run, every epoch and mini-batch, in one jitted ``lax.scan``."""
     step = _step_fn(run)
     key = run.key if run.key is not None else jax.random.key(0)
@@ -167,5 +173,5 @@ def optax_scan(run: Run) -> Compiled:
         start = (params, run.optimizer.init(params))
         return lax.scan(epoch, start, jnp.arange(1, run.epochs + 1))[0][0]
 
-    compiled, seconds = aot(whole_run, run.params, run.data, key)
-    return Compiled(lambda: compiled(run.params, run.data, key), seconds)
+    ahead = aot(whole_run, run.params, run.data, key)
+    return Idiom(lambda: ahead.call(run.params, run.data, key), ahead.seconds, ahead.compiled)

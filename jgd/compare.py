@@ -22,7 +22,7 @@ from jgd import problems
 from jgd._checks import check_positive_int
 from jgd._idioms import Run, optax_loop
 from jgd._text import table
-from jgd._timing import measure
+from jgd._timing import time_calls
 from jgd.optimizers import gd, momentum, nesterov
 from jgd.training import fit
 
@@ -260,8 +260,10 @@ def _pair_row(problem: problems.Problem, name: str, pair: Pair, settings: _Setti
     seconds: list[float | None] = [None, None]
     if settings.repeats:
         # Both already ran (and compiled) once above: these are warm timings.
-        jgd_call = lambda: _jgd_run(problem, ours, settings).history.params  # noqa: E731
-        seconds = [measure(call, settings.repeats).run.median for call in (jgd_call, loop.call)]
+        def jgd_call() -> Any:
+            return _jgd_run(problem, ours, settings).history.params
+
+        seconds = [time_calls(call, settings.repeats).median for call in (jgd_call, loop.call)]
     return ParityRow(
         problem=problem.name,
         pair=name,

@@ -186,11 +186,11 @@ def device_peaks(repeats: int = 5) -> DevicePeaks:
     # GPU L2 caches are at most ~128 MiB; 1 GiB stays well clear of them.
     read_bytes = max(4 * _last_level_cache_bytes(), 64 * _MiB) if on_cpu else 1 << 30
     array = jnp.ones(read_bytes // 4, jnp.float32)
-    total, _ = aot(jnp.sum, array)
+    total = aot(jnp.sum, array).call
     read = measure(lambda: total(array), repeats).run
     size = 1024 if on_cpu else 8192
     matrix = jnp.ones((size, size), jnp.float32)
-    product, _ = aot(jnp.matmul, matrix, matrix)
+    product = aot(jnp.matmul, matrix, matrix).call
     matmul = measure(lambda: product(matrix, matrix), repeats).run
     return DevicePeaks(
         read_gb_per_s=read_bytes / read.median / 1e9,

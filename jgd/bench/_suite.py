@@ -248,10 +248,8 @@ def _sweep(sizes: Sizes, repeats: int) -> list[dict[str, Any]]:
 
         return jax.lax.scan(body, (start, optimizer.init(start)), length=epochs)
 
-    vmap_scan, vmap_s = aot(jax.vmap(lambda lr: scan_run(lr, optax.sgd)), lr_array)
-    injected, injected_s = aot(
-        jax.vmap(lambda lr: scan_run(lr, optax.inject_hyperparams(optax.sgd))), lr_array
-    )
+    vmap_scan = aot(jax.vmap(lambda lr: scan_run(lr, optax.sgd)), lr_array)
+    injected = aot(jax.vmap(lambda lr: scan_run(lr, optax.inject_hyperparams(optax.sgd))), lr_array)
     label = f"sweep {members} lrs, linear N=10,000 D=10, {epochs} epochs"
     measured = {
         "jgd.sweep": measure(
@@ -271,9 +269,11 @@ def _sweep(sizes: Sizes, repeats: int) -> list[dict[str, Any]]:
             repeats,
             jax_compiles=True,
         ),
-        "vmap(optax lax.scan)": measure(lambda: vmap_scan(lr_array), repeats, compile_s=vmap_s),
+        "vmap(optax lax.scan)": measure(
+            lambda: vmap_scan.call(lr_array), repeats, compile_s=vmap_scan.seconds
+        ),
         "vmap(inject_hyperparams scan)": measure(
-            lambda: injected(lr_array), repeats, compile_s=injected_s
+            lambda: injected.call(lr_array), repeats, compile_s=injected.seconds
         ),
     }
     sizes_fields = {"members": members, "rows": 10_000, "features": 10, "epochs": epochs}

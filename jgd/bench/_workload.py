@@ -120,7 +120,7 @@ def _flops(compiled: Any) -> float | None:
     """XLA's FLOP count for one compiled step, where the backend reports one."""
     try:
         cost = compiled.cost_analysis()
-    except Exception:
+    except Exception:  # backends without a cost model raise; the figure is then unknown
         return None
     if isinstance(cost, (list, tuple)):
         cost = cost[0] if cost else None
@@ -179,7 +179,9 @@ def time_workload(
     Each method is compiled first, its compile time measured apart: the two
     optax idioms with ``jax.jit(f).lower(...).compile()``, ``jgd.fit`` (which
     builds its programs inside) by JAX's own compile events during its first
-    call. Then one warm-up call and ``repeats`` timed calls, each blocked on.
+    call (a later ``time_workload`` of the same ``loss_fn`` and settings finds
+    those programs cached and reports what is left). Then one warm-up call and
+    ``repeats`` timed calls, each blocked on.
 
     Byte model: every epoch reads the whole of ``data`` once (each row in one
     mini-batch), so GB/s is ``data bytes × epochs / median time``; parameters,
@@ -224,7 +226,7 @@ def time_workload(
     loop, scan = optax_loop(run), optax_scan(run)
     measured["optax python loop"] = measure(loop.call, repeats, compile_s=loop.compile_s)
     measured["optax lax.scan"] = measure(scan.call, repeats, compile_s=scan.compile_s)
-    xla_flops = _flops(loop.step)
+    xla_flops = _flops(loop.compiled)
     for other, call in (others or {}).items():
         measured[other] = measure(call, repeats)
     flops, source = flops_per_step, "given"
