@@ -58,9 +58,9 @@ FULL = Sizes(
     mlp_sweep=(64, 20),
     mlp=(10_000, 20),
 )
-# Each call long enough that fixed per-call costs stay under ~10 %: a jgd.fit
-# call costs ~1.6 ms beyond its epochs on the 2-core development CPU (one epoch
-# of 1,000 × 2 takes 1.6 ms in all), so every linear call here runs ≥ ~20 ms.
+# Each call long enough that fixed per-call costs stay under ~10 %: one jgd.fit
+# call of a single 1,000 × 2 epoch took 1.6 ms (min of 9) on the shared 2-core
+# development machine, so every linear call here runs ≥ ~20 ms.
 QUICK = Sizes(
     linear=((1_000, 2, 10_000), (100_000, 10, 200)),
     sweep=(32, 200),
