@@ -9,6 +9,7 @@ import pytest
 import jgd
 import jgd.cli
 from jgd import bench
+from jgd._idioms import Run, optax_loop, optax_scan
 from jgd.bench._suite import _ratios
 
 METHODS = ["jgd.fit", "optax python loop", "optax lax.scan"]
@@ -60,6 +61,20 @@ def test_time_workload_times_a_user_workload_three_ways():
     _check_machine(record["machine"])
     assert [m["seconds"]["repeats"] for m in record["methods"]] == [5, 5, 5]
     assert "median of 5" in timing.table() and "GB/s" in timing.table()
+
+
+def test_the_three_methods_do_the_same_work():
+    # Same start, same shuffled mini-batches (and short last batch): same end.
+    loss_fn, start, data = _user_workload()
+    run = Run(loss_fn, start, data, optax.adam(0.05), 3, 16, jax.random.key(1))
+    path = optax_loop(run, keep_path=True).call()
+    assert len(path) == 3
+    ours = jgd.fit(loss_fn, start, data, optimizer=run.optimizer, epochs=3, batch_size=16,
+                   key=run.key).params  # fmt: skip
+    for params in (optax_loop(run).call(), optax_scan(run).call(), ours):
+        for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(path[-1])):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(path[-1]["a"] - start["a"])) > 0.01  # it did move
 
 
 def test_cli_workload_softmax_writes_its_sizes_and_machine_as_fields(tmp_path, capsys):
