@@ -84,9 +84,8 @@ def _readable(array: np.ndarray) -> list | None:
 
 def _describe_array(array: np.ndarray) -> dict[str, Any]:
     """An array by its contents' hash (every value counts), small ones also readable."""
-    array = np.ascontiguousarray(array)
     digest = hashlib.sha256(f"{array.dtype}|{array.shape}|".encode())
-    digest.update(array.tobytes())
+    digest.update(np.ascontiguousarray(array).tobytes())
     description = {"shape": list(array.shape), "dtype": str(array.dtype)}
     values = _readable(array)
     if values is not None:

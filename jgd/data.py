@@ -570,8 +570,8 @@ def column_statistics(X: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
         ``(mean, scale)``, float64 NumPy arrays of shape ``(columns,)``.
 
     Raises:
-        ValueError: if ``X`` is not 2-D with at least one row, or a mean or
-            scale is not finite (non-finite input).
+        ValueError: if ``X`` is not 2-D with at least one row or holds
+            NaN/inf (or, as a safeguard, a mean or scale is not finite).
 
     Example:
         >>> import numpy as np, jgd
@@ -582,6 +582,13 @@ def column_statistics(X: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"{name} must be 2-D (rows, columns) with rows, got shape {X.shape}.")
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, column = (int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name}: column {column} holds {X[row, column]} at row {row}; remove or impute "
+            "non-finite values first."
+        )
     peak = np.max(np.abs(X), axis=0)
     # A power of two: dividing by it is exact, so the statistics lose nothing.
     unit = np.ldexp(1.0, np.frexp(np.where(peak > 0, peak, 1.0))[1] - 1)

@@ -152,7 +152,9 @@ def write_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], heade
             raise TypeError(f"{name} is an object array; only numeric arrays are saved.")
         if _extended_dtype(array.dtype.name) is not None:
             extended[name] = array.dtype.name
-            array = np.ascontiguousarray(array).view(f"u{array.dtype.itemsize}")
+            # (ascontiguousarray makes a 0-d array 1-d: reshape it back.)
+            bits = np.ascontiguousarray(array).view(f"u{array.dtype.itemsize}")
+            array = bits.reshape(array.shape)
         elif array.dtype.kind == "V":
             raise TypeError(f"{name} has dtype {array.dtype}, which cannot be saved.")
         stored[name] = array

@@ -17,6 +17,8 @@ import ml_dtypes
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import jgd
 import jgd._io
@@ -460,3 +462,199 @@ def test_cli_fit_refuses_a_bad_save_path_before_training(tmp_path, monkeypatch, 
         code = jgd.cli.main(["fit", "--csv", str(path), "--target", "y", "--save", str(target)])
         assert code == 1 and not trained
         assert "--save path" in capsys.readouterr().err
+
+
+# ------------------------------------------------ properties (hypothesis)
+
+F32 = np.finfo(np.float32)
+NAMES = ["a", "b", "x1", " a", "temp\u00e9", "y"]  # " a" strips to "a"; "y" is the target
+VALUES = st.one_of(
+    st.floats(-1e3, 1e3, allow_nan=False, width=32),
+    st.floats(-1e39, 1e39, allow_nan=False, allow_infinity=False),  # huge, some beyond float32
+    st.sampled_from([1e-50, -3e-39, 1e-30, 0.0, 21.1, 3.4e38, -3.4e38]),  # tiny and edge values
+)
+
+
+@st.composite
+def csv_files(draw):
+    """A CSV text and what it holds: names, float64 values (NaN = missing), flags."""
+    names = [*draw(st.lists(st.sampled_from(NAMES[:-1]), min_size=1, max_size=3, unique=True)), "y"]
+    if draw(st.integers(0, 3)) == 0:  # sometimes a duplicate name
+        names.insert(draw(st.integers(0, len(names))), draw(st.sampled_from(NAMES)))
+    n = draw(st.integers(1, 6))
+    columns = []
+    for _ in names:
+        if draw(st.booleans()):
+            columns.append([draw(VALUES)] * n)  # a constant column
+        else:
+            columns.append(draw(st.lists(VALUES, min_size=n, max_size=n)))
+    values = np.array(columns, dtype=np.float64).T.copy()
+    holes = draw(st.lists(st.booleans(), min_size=values.size, max_size=values.size))
+    values[np.reshape(np.array(holes) & draw(st.booleans()), values.shape)] = np.nan
+    trailing = "," if draw(st.booleans()) else ""
+    rows, blank = [",".join(names) + trailing], []
+    for row in values:
+        cells = [draw(st.sampled_from(["", "NA"])) if np.isnan(v) else repr(float(v)) for v in row]
+        blank.append(not any(cells))  # a line of empty cells is a blank line: skipped
+        rows.append(",".join(cells) + trailing)
+    text = "\n".join(rows) + "\n"
+    return text, [name.strip() for name in names], values[~np.array(blank)], draw(st.booleans())
+
+
+def expected_csv_problem(names, values, missing):
+    """The problem a loader must report (a regex), or None when the file is fine."""
+    if len(values) == 0:
+        return "header but no data rows"
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        return "duplicate column names"
+    magnitude = np.abs(values[~np.isnan(values)])
+    if ((magnitude > F32.max) | ((magnitude > 0) & (magnitude < F32.tiny))).any():
+        return "outside float32's range"
+    holes = np.isnan(values).any(axis=1)
+    if holes.any() and missing == "error":
+        return "missing value"
+    if holes.all():
+        return "every row has a missing value"
+    return None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(csv_files(), st.sampled_from(["error", "drop"]))
+def test_property_load_csv_and_standardize_are_right_or_say_why(tmp_path_factory, case, missing):
+    text, names, values, bom = case
+    path = tmp_path_factory.mktemp("csv") / "data.csv"
+    path.write_bytes(text.encode("utf-8-sig" if bom else "utf-8"))
+    problem = expected_csv_problem(names, values, missing)
+    event(f"refused: {problem}" if problem else "loaded")
+    if problem is not None:
+        with pytest.raises(ValueError, match=problem) as error:
+            load_csv(path, "y", missing=missing)
+        assert str(path) in str(error.value)
+        return
+    data = load_csv(path, "y", missing=missing)
+    kept = values[~np.isnan(values).any(axis=1)]
+    # Loading is float32 rounding of the file's numbers, nothing else.
+    target = names.index("y")
+    features = [i for i in range(len(names)) if i != target]
+    np.testing.assert_array_equal(data.X, kept[:, features].astype(np.float32))
+    np.testing.assert_array_equal(data.y, kept[:, target].astype(np.float32))
+    train_s, stats = standardize(data)
+    expected, _, scale = reference_standardize(np.asarray(data.X))
+    assert np.isfinite(np.asarray(train_s.X)).all()
+    np.testing.assert_allclose(train_s.X, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats.scale, scale, rtol=1e-9)
+
+
+@st.composite
+def datasets(draw):
+    """float32 features with huge, tiny and constant columns; a second dataset to transform."""
+    n, d = draw(st.integers(1, 12)), draw(st.integers(1, 3))
+    cell = st.floats(-float(F32.max), float(F32.max), width=32, allow_subnormal=False)
+    columns = []
+    for _ in range(d):
+        magnitude = draw(st.sampled_from([1e-30, 1.0, 1e6, 1e19, 1e30, 1e37]))
+        if draw(st.booleans()):
+            columns.append(np.full(n + 3, draw(cell)))
+        else:
+            values = draw(st.lists(st.floats(-4, 4, width=32), min_size=n + 3, max_size=n + 3))
+            columns.append(np.asarray(values) * magnitude + draw(cell) * draw(st.booleans()))
+    X = np.clip(np.column_stack(columns), -F32.max, F32.max).astype(np.float32)
+    return X[:n], X[n:]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets())
+def test_property_standardize_equals_float64_or_refuses(case):
+    train_X, other_X = case
+    train = jgd.Dataset(jnp.asarray(train_X), jnp.zeros(len(train_X)))
+    other = jgd.Dataset(jnp.asarray(other_X), jnp.zeros(len(other_X)))
+    expected_train, _, _ = reference_standardize(train_X)
+    expected_other, _, _ = reference_standardize(train_X, other_X)
+    refused = bool((np.abs(expected_other) > F32.max).any())
+    event("refused" if refused else "standardized")
+    if refused:
+        with pytest.raises(ValueError, match=r"others\[0\]\.X standardized .* beyond float32"):
+            standardize(train, other)
+        return
+    train_s, other_s, stats = standardize(train, other)
+    for got, expected in ((train_s.X, expected_train), (other_s.X, expected_other)):
+        got = np.asarray(got, np.float64)
+        assert np.isfinite(got).all()
+        # float32 rounding of a float64 result (and of values below float32's normal range).
+        np.testing.assert_allclose(got, expected, rtol=2e-7, atol=1e-30)
+    np.testing.assert_array_equal(stats.transform(other_X), other_s.X)
+
+
+SAVE_DTYPES = [
+    np.float16, ml_dtypes.bfloat16, np.float32, np.float64, ml_dtypes.float8_e4m3fn,
+    np.int8, np.int32, np.int64, np.uint8, np.uint64, np.bool_,
+]  # fmt: skip
+
+
+@st.composite
+def leaves(draw):
+    dtype = np.dtype(draw(st.sampled_from(SAVE_DTYPES)))
+    shape = tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
+    size = int(np.prod(shape))
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        items = st.integers(int(info.min), int(info.max))
+    elif dtype == np.bool_:
+        items = st.booleans()
+    else:
+        items = st.one_of(st.floats(), st.sampled_from([1e300, -1e-300, 1e-40, 7e4]))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return np.array(draw(st.lists(items, min_size=size, max_size=size)), dtype).reshape(shape)
+
+
+pytrees = st.recursive(
+    st.one_of(leaves(), st.none()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from(["w", "b", "layer 1", "\u00e9"]), children, max_size=3),
+    ),
+    max_leaves=6,
+)
+
+
+def expected_leaf(array):
+    """What loading ``array`` must give with JAX's current dtypes, or the error to expect."""
+    target = np.dtype(jax.dtypes.canonicalize_dtype(array.dtype))
+    if target == array.dtype or array.size == 0:
+        return array.astype(target), None
+    if target.kind in "iu":
+        fits = np.iinfo(target).min <= array.min() and array.max() <= np.iinfo(target).max
+        return array.astype(target), None if fits else "does not fit"
+    with np.errstate(over="ignore", under="ignore"):
+        converted = array.astype(target)
+    if (np.isfinite(array) & ~np.isfinite(converted)).any():
+        return None, "would become infinite"
+    if ((array != 0) & (converted == 0)).any():
+        return None, "would become zero"
+    return converted, None
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pytrees)
+def test_property_save_load_round_trips_or_refuses(tmp_path_factory, params):
+    path = tmp_path_factory.mktemp("save") / "params.npz"
+    jgd.save(path, params)
+    expected = [expected_leaf(leaf) for leaf in jax.tree.leaves(params)]
+    problems = [problem for _, problem in expected if problem]
+    event("refused" if problems else "loaded")
+    if problems:
+        with pytest.raises(ValueError, match="|".join(problems)) as error:
+            jgd.load(path)
+        assert str(path) in str(error.value)
+        return
+    loaded = jgd.load(path).params
+    assert jax.tree.structure(loaded) == jax.tree.structure(params)
+    for got, (want, _) in zip(jax.tree.leaves(loaded), expected):
+        got = np.asarray(got)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        # Bit for bit (NaN payloads included) where no conversion was needed.
+        np.testing.assert_array_equal(
+            got.reshape(-1).view(np.uint8), want.reshape(-1).view(np.uint8)
+        )
