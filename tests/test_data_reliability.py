@@ -78,29 +78,21 @@ def test_the_estimator_uses_the_same_constant_rule():
     assert constant_y.y_scale_ == 1.0
 
 
-def test_cli_fit_saves_scale_one_for_a_constant_column(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory):
+    """``jgd fit --save`` on a CSV whose column ``c`` is the constant 21.1."""
+    folder = tmp_path_factory.mktemp("cli")
     rng = np.random.default_rng(2)
     rows = [f"21.1,{v:.6f},{3 * v + 1:.6f}" for v in rng.normal(size=200)]
-    path = write(tmp_path, "c,x,y\n" + "\n".join(rows) + "\n")
-    model = tmp_path / "model.npz"
-    assert (
-        jgd.cli.main(
-            [
-                "fit",
-                "--csv",
-                str(path),
-                "--target",
-                "y",
-                "--epochs",
-                "3",
-                "--save",
-                str(model),
-                "--json",
-            ]
-        )
-        == 0
-    )
-    saved = jgd.load(model).metadata
+    path = write(folder, "c,x,y\n" + "\n".join(rows) + "\n")
+    model = folder / "model.npz"
+    args = ["fit", "--csv", str(path), "--target", "y", "--epochs", "20", "--save", str(model)]
+    assert jgd.cli.main([*args, "--json"]) == 0
+    return model
+
+
+def test_cli_fit_saves_scale_one_for_a_constant_column(cli_model):
+    saved = jgd.load(cli_model).metadata
     assert saved["scale"][0] == 1.0
     assert saved["mean"][0] == pytest.approx(np.float32(21.1), rel=1e-7)
 
@@ -193,45 +185,25 @@ def test_values_outside_float32_are_refused_not_made_inf_or_zero(tmp_path):
         load_csv(write(tmp_path, "x,y\n1e-50,2\n1,3\n", name="tiny.csv"), "y")
 
 
-def test_predict_with_dropped_rows_prints_their_input_lines(tmp_path, capsys):
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=40)
-    path = write(tmp_path, "x,y\n" + "".join(f"{v:.6f},{2 * v:.6f}\n" for v in x))
-    model = tmp_path / "model.npz"
-    assert (
-        jgd.cli.main(
-            [
-                "fit",
-                "--csv",
-                str(path),
-                "--target",
-                "y",
-                "--epochs",
-                "20",
-                "--save",
-                str(model),
-                "--json",
-            ]
-        )
-        == 0
-    )
-    holes = write(tmp_path, "x,y\n0.5,1\n,2\n\n1.5,3\nNA,4\n-1,5\n", name="holes.csv")
+def test_predict_with_dropped_rows_prints_their_input_lines(cli_model, tmp_path, capsys):
+    text = "c,x,y\n21.1,0.5,1\n21.1,,2\n\n22.1,1.5,3\n21.1,NA,4\n21.1,-1,5\n"
+    holes = write(tmp_path, text, name="holes.csv")
     capsys.readouterr()
-    assert (
-        jgd.cli.main(["predict", "--params", str(model), "--csv", str(holes), "--missing", "drop"])
-        == 0
-    )
+    args = ["predict", "--params", str(cli_model), "--csv", str(holes), "--missing", "drop"]
+    assert jgd.cli.main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "line,prediction_y"
     # The blank line 4 is skipped; lines 3 and 6 have missing x.
     assert [int(row.split(",")[0]) for row in lines[1:]] == [2, 5, 7]
-    saved = jgd.load(model)
+    saved = jgd.load(cli_model)
     stats = jgd.data.Standardization(
         np.asarray(saved.metadata["mean"]), np.asarray(saved.metadata["scale"])
     )
-    kept = np.array([[0.5], [1.5], [-1.0]], np.float32)
-    expected = jgd.models.linear(1).apply(saved.params, stats.transform(kept))
+    kept = np.array([[21.1, 0.5], [22.1, 1.5], [21.1, -1.0]], np.float32)
+    expected = jgd.models.linear(2).apply(saved.params, stats.transform(kept))
     got = [float(row.split(",")[1]) for row in lines[1:]]
+    # 22.1 is one unit from the constant 21.1: a finite, ordinary prediction.
+    assert np.all(np.abs(got) < 100)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
