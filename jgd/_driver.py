@@ -59,6 +59,7 @@ def check_checkpointing(
 ) -> int | None:
     """Validate the checkpoint arguments; default to about ten checkpoints a run."""
     from jgd._checks import check_positive_int
+    from jgd._io import check_writable
 
     if checkpoint is None:
         if checkpoint_every is not None or resume:
@@ -66,6 +67,7 @@ def check_checkpointing(
         return None
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"checkpoint must be a file path, got {checkpoint!r}.")
+    check_writable(checkpoint, "checkpoint")
     if checkpoint_every is None:
         return max(1, -(-epochs // 10))
     return check_positive_int(checkpoint_every, "checkpoint_every")

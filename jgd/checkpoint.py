@@ -18,11 +18,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from jgd.serialization import read_npz, write_npz
+from jgd.serialization import as_jax_array, read_npz, write_npz
 
 __all__ = ["fingerprint", "load_state", "save_state"]
 
-FORMAT = "jgd-checkpoint/1"
+#: /2: the engine's state (a warm start's first epoch, metrics, aux) and content
+#: fingerprints of closed-over arrays; /1 checkpoints are refused with this format named.
+FORMAT = "jgd-checkpoint/2"
 
 
 def _describe(value: Any, depth: int = 0) -> Any:
@@ -41,12 +43,9 @@ def _describe(value: Any, depth: int = 0) -> Any:
             "args": _describe(value.args, depth + 1),
         }
     if isinstance(value, (jax.Array, np.ndarray, np.generic)):
-        array = np.asarray(value)
-        if jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key):
+        if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
             return "prng-key"
-        if array.size <= 16:
-            return {"array": array.tolist(), "dtype": str(array.dtype)}
-        return {"shape": list(array.shape), "dtype": str(array.dtype)}
+        return _describe_array(np.asarray(value))
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if hasattr(value, "_fields"):  # NamedTuple: its type and fields
@@ -71,6 +70,30 @@ def _describe(value: Any, depth: int = 0) -> Any:
                 captured.append(None)
         return {"function": name, "closure": captured} if captured else {"function": name}
     return type(value).__name__
+
+
+def _readable(array: np.ndarray) -> list | None:
+    """Small, finite, real arrays as JSON lists (so a difference can be shown), else None."""
+    if array.size > 16 or array.dtype.kind not in "biufV":
+        return None
+    if array.dtype.kind == "V":  # bfloat16, float8_*: ml_dtypes scalars are not JSON
+        array = array.astype(np.float64)
+    # NaN != NaN: a list holding one would never compare equal to itself.
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        return None
+    return array.tolist()
+
+
+def _describe_array(array: np.ndarray) -> dict[str, Any]:
+    """An array by its contents' hash (every value counts), small ones also readable."""
+    digest = hashlib.sha256(f"{array.dtype}|{array.shape}|".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    description = {"shape": list(array.shape), "dtype": str(array.dtype)}
+    values = _readable(array)
+    if values is not None:
+        description["array"] = values
+    description["sha256"] = digest.hexdigest()
+    return description
 
 
 def _data_hash(*datasets: Any) -> str:
@@ -246,14 +269,20 @@ def load_state(path: str | os.PathLike[str], template: Any, print_: dict[str, An
         raise ValueError(
             f"checkpoint {os.fspath(path)} has {len(arrays)} arrays, expected {len(leaves)}."
         )
-    restored = [_restore(arrays[f"s/{i}"], leaf) for i, leaf in enumerate(leaves)]
+    restored = []
+    for i, leaf in enumerate(leaves):
+        name = f"s/{i}"
+        if name not in arrays:
+            raise ValueError(f"checkpoint {os.fspath(path)} is corrupted: it lacks {name!r}.")
+        what = f"checkpoint {os.fspath(path)}: state array {name!r}"
+        restored.append(_restore(as_jax_array(arrays[name], what, leaf.dtype), leaf))
     return jax.tree.unflatten(treedef, restored)
 
 
-def _restore(stored: np.ndarray, leaf: Any) -> Any:
+def _restore(stored: jax.Array, leaf: Any) -> Any:
     """A stored array as the template's leaf; shorter history records go first."""
     if stored.shape == leaf.shape:
-        return jax.numpy.asarray(stored, leaf.dtype)
+        return stored
     # A resume with more epochs: the records written so far, then the template's empties.
     index = tuple(slice(0, n) for n in stored.shape)
-    return jax.numpy.asarray(leaf).at[index].set(jax.numpy.asarray(stored, leaf.dtype))
+    return jax.numpy.asarray(leaf).at[index].set(stored)

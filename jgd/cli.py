@@ -223,6 +223,11 @@ def _fit(args: argparse.Namespace) -> int:
     import jgd
     from jgd._text import ascii_chart, table
 
+    if args.save:
+        from jgd._io import check_writable
+
+        # Refuse now: after training, a failed save would lose the model.
+        check_writable(args.save, "--save path")
     setup = _prepare(args)
     learning_rate = args.lr
     bound = jgd.lr_bound(setup["loss_fn"], setup["params"], setup["train"])
@@ -252,8 +257,9 @@ def _fit(args: argparse.Namespace) -> int:
             hidden=setup["hidden"],
             features=setup["features"],
             target=args.target,
-            mean=setup["stats"].mean,
-            scale=setup["stats"].scale,
+            # JSON lists keep the float64 statistics exactly (arrays would load as float32).
+            mean=setup["stats"].mean.tolist(),
+            scale=setup["stats"].scale.tolist(),
         )
         saved = args.save
     if plot is not None:
@@ -385,16 +391,21 @@ def _predict(args: argparse.Namespace) -> int:
     import jax.numpy as jnp
 
     import jgd
-    from jgd._io import atomic_write
+    from jgd._io import atomic_write, check_writable
 
+    if args.out:
+        check_writable(args.out, "--out path")
     saved = jgd.load(args.params)
     meta = saved.metadata
     for field in ("model", "features", "mean", "scale"):
         if field not in meta:
             raise ValueError(f"{args.params} was not written by 'jgd fit --save' (no {field!r}).")
     features = meta["features"]
-    X = jgd.data.load_features(args.csv, features, missing=args.missing)
-    X = jgd.data.Standardization(meta["mean"], meta["scale"]).transform(X)
+    X, lines = jgd.data.load_feature_rows(args.csv, features, missing=args.missing)
+    stats = jgd.data.Standardization(
+        np.asarray(meta["mean"], dtype=np.float64), np.asarray(meta["scale"], dtype=np.float64)
+    )
+    X = stats.transform(X)
     if meta["model"] == "mlp":
         model = jgd.models.mlp([len(features), *meta["hidden"], 1])
     else:
@@ -402,13 +413,16 @@ def _predict(args: argparse.Namespace) -> int:
     output = np.asarray(model.apply(saved.params, X))
     if meta["model"] == "logistic":
         probability = np.asarray(jax.nn.sigmoid(jnp.asarray(output)))
-        lines = ["probability,class", *(f"{p:.6g},{int(p > 0.5)}" for p in probability)]
+        rows = ["probability,class", *(f"{p:.6g},{int(p > 0.5)}" for p in probability)]
     else:
-        lines = [f"prediction_{meta.get('target', 'y')}", *(f"{v:.6g}" for v in output)]
-    text = "\n".join(lines) + "\n"
+        rows = [f"prediction_{meta.get('target', 'y')}", *(f"{v:.6g}" for v in output)]
+    if args.missing == "drop":
+        # Rows with missing cells were left out: say which input line each prediction is for.
+        rows = [f"line,{rows[0]}", *(f"{line},{row}" for line, row in zip(lines, rows[1:]))]
+    text = "\n".join(rows) + "\n"
     if args.out:
         atomic_write(args.out, lambda handle: handle.write(text.encode()))
-        print(f"wrote {len(lines) - 1} predictions to {args.out}")
+        print(f"wrote {len(rows) - 1} predictions to {args.out}")
     else:
         sys.stdout.write(text)
     return 0
@@ -521,7 +535,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--params", required=True, metavar="PARAMS.npz")
     predict.add_argument("--csv", required=True)
-    predict.add_argument("--missing", choices=("error", "drop", "ffill"), default="error")
+    predict.add_argument(
+        "--missing",
+        choices=("error", "drop", "ffill"),
+        default="error",
+        help="empty/NA cells: error (default), drop the row (the output then starts with the "
+        "input line number of each prediction), or forward-fill",
+    )
     predict.add_argument("--out", help="write the predictions to this CSV file")
     predict.set_defaults(handler=_predict)
 

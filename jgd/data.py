@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
 import os
@@ -20,7 +21,9 @@ __all__ = [
     "Standardization",
     "check_data",
     "check_dataset",
+    "column_statistics",
     "load_csv",
+    "load_feature_rows",
     "permutation",
     "split",
     "standardize",
@@ -62,24 +65,50 @@ class Dataset(NamedTuple):
 
 
 class Standardization(NamedTuple):
-    """Per-feature ``mean`` and ``scale`` learned from the training rows."""
+    """Per-feature ``mean`` and ``scale`` learned from the training rows.
 
-    mean: jax.Array
-    scale: jax.Array
+    Both are float64 NumPy arrays whatever JAX's precision, so that
+    ``transform`` of new rows is computed exactly as ``standardize`` computed
+    the training rows (rounding the mean to float32 first could shift a
+    z-score by up to a whole unit for a column whose spread is a few float32
+    steps of its mean).
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
 
     def transform(self, X: jax.typing.ArrayLike) -> jax.Array:
-        """Z-score raw features with the stored training statistics."""
-        X = jnp.asarray(X)
+        """Z-score raw features with the stored training statistics.
+
+        Concrete inputs are computed in float64 and refused (``ValueError``)
+        where a result does not fit the dtype; traced ones (inside ``jit``) in
+        their own dtype.
+        """
+        if not isinstance(X, jax.core.Tracer):
+            X = jnp.asarray(np.asarray(X, dtype=float) if _is_pandas(X) else X)
         if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
             raise ValueError(
                 f"X must have shape (n, {self.mean.shape[0]}) to be standardized with these "
                 f"statistics, got {X.shape}."
             )
-        return (X - self.mean[None, :]) / self.scale[None, :]
+        if isinstance(X, jax.core.Tracer):
+            dtype = jnp.result_type(X.dtype, jnp.float32)
+            mean, scale = (jnp.asarray(v, dtype) for v in (self.mean, self.scale))
+            return (X - mean[None, :]) / scale[None, :]
+        mean, scale = (np.asarray(v, dtype=np.float64) for v in (self.mean, self.scale))
+        return _standardized(X, mean, scale, "X")
 
     def inverse(self, X: jax.typing.ArrayLike) -> jax.Array:
         """Map standardized features back to raw units."""
-        return jnp.asarray(X) * self.scale[None, :] + self.mean[None, :]
+        X = jnp.asarray(X)
+        dtype = jnp.result_type(X.dtype, jnp.float32)
+        mean, scale = (jnp.asarray(v, dtype) for v in (self.mean, self.scale))
+        return X * scale[None, :] + mean[None, :]
+
+
+def _is_pandas(value: Any) -> bool:
+    """A pandas (or other library's) array-like that is neither a NumPy nor a JAX array."""
+    return not isinstance(value, (jax.Array, np.ndarray)) and hasattr(value, "__array__")
 
 
 def _default_float() -> np.dtype:
@@ -227,6 +256,11 @@ def load_csv(
 ) -> Dataset:
     """Read a CSV file with a header row into a ``Dataset``.
 
+    The file must be UTF-8 (a byte-order mark, as Excel's "CSV UTF-8" writes,
+    is ignored); every column needs its own name (empty trailing columns, from
+    trailing commas, are dropped); values must fit JAX's default float dtype.
+    Anything else is a ``ValueError`` naming the file, line and column.
+
     Args:
         path: the CSV file; its first line names the columns.
         target: the column to predict (``y``).
@@ -249,24 +283,23 @@ def load_csv(
     if missing not in _MISSING_MODES:
         raise ValueError(f"missing must be one of {_MISSING_MODES}, got {missing!r}.")
     path = os.fspath(path)
-    header, rows = _read_rows(path)
-    if target not in header:
-        raise ValueError(f"{path}: target column {target!r} not found; columns are {header}.")
+    table = _read_table(path)
+    if target not in table.header:
+        raise ValueError(f"{path}: target column {target!r} not found; columns are {table.header}.")
     if features is None:
-        features = [name for name in header if name != target]
+        features = [name for name in table.header if name != target]
     features = list(features)
     if not features:
         raise ValueError(f"{path}: no feature columns; name them with features=[...].")
     if target in features:
         raise ValueError(f"{path}: the target {target!r} is also listed as a feature.")
-    values = _numeric_columns(path, header, rows, [*features, target], missing)
-    dtype = _default_float()
-    return Dataset(jnp.asarray(values[:, :-1], dtype), jnp.asarray(values[:, -1], dtype))
+    values, _ = _numeric_columns(path, table, [*features, target], missing)
+    return Dataset(jnp.asarray(values[:, :-1]), jnp.asarray(values[:, -1]))
 
 
 def csv_columns(path: str | os.PathLike[str]) -> list[str]:
-    """The column names in a CSV file's header line."""
-    return _read_rows(os.fspath(path), need_rows=False)[0]
+    """The column names in a CSV file's header line (checked as ``load_csv`` does)."""
+    return _read_table(os.fspath(path), need_rows=False).header
 
 
 def load_features(
@@ -276,55 +309,146 @@ def load_features(
 
     Same parsing and ``missing`` handling as ``load_csv``.
     """
+    return load_feature_rows(path, features, missing)[0]
+
+
+def load_feature_rows(
+    path: str | os.PathLike[str], features: Sequence[str], missing: str = "error"
+) -> tuple[jax.Array, np.ndarray]:
+    """``load_features`` and the file line number of each row it returns.
+
+    With ``missing="drop"`` rows go missing; the line numbers (1 is the
+    header line) say which input row each output row is.
+    """
     if missing not in _MISSING_MODES:
         raise ValueError(f"missing must be one of {_MISSING_MODES}, got {missing!r}.")
     path = os.fspath(path)
     if not features:
         raise ValueError(f"{path}: no feature columns to read.")
-    header, rows = _read_rows(path)
-    values = _numeric_columns(path, header, rows, list(features), missing)
-    return jnp.asarray(values, _default_float())
+    values, lines = _numeric_columns(path, _read_table(path), list(features), missing)
+    return jnp.asarray(values), lines
 
 
-def _read_rows(path: str, need_rows: bool = True) -> tuple[list[str], list[list[str]]]:
+class _Table(NamedTuple):
+    """A CSV file's column names and its non-blank data rows with their line numbers."""
+
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+
+def _decode_text(path: str) -> str:
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        return raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path}, line {line}: byte {raw[error.start]:#04x} (offset {error.start}) is not "
+            f"UTF-8 text; the file is in another encoding (e.g. Latin-1). Save it as UTF-8, "
+            f"e.g. iconv -f latin1 -t utf-8 IN.csv > OUT.csv, or 'CSV UTF-8' in Excel."
+        ) from None
+
+
+def _read_table(path: str, need_rows: bool = True) -> _Table:
     if not os.path.isfile(path):
         raise ValueError(f"CSV file not found: {path!r}.")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    reader = csv.reader(io.StringIO(_decode_text(path), newline=""))
+    rows, lines, end = [], [], 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num  # a quoted cell may span lines
+            if any(cell.strip() for cell in row):
+                rows.append(row)
+                lines.append(start)
+    except csv.Error as error:
+        raise ValueError(f"{path}, line {reader.line_num}: not valid CSV ({error}).") from None
     if not rows:
         raise ValueError(f"{path} is empty: expected a header line naming the columns.")
     if need_rows and len(rows) == 1:
         raise ValueError(f"{path} has a header but no data rows.")
-    return [name.strip() for name in rows[0]], rows[1:]
+    header, data = _clean_header(path, rows[0], rows[1:], lines[1:])
+    return _Table(header, data, lines[1:])
+
+
+def _clean_header(
+    path: str, names: list[str], rows: list[list[str]], lines: list[int]
+) -> tuple[list[str], list[list[str]]]:
+    """Strip names, drop empty trailing columns, refuse unnamed and duplicate ones."""
+    names = [name.strip() for name in names]
+    width = len(names)
+    while width and not names[width - 1]:
+        width -= 1
+    trimmed = []
+    for row, line in zip(rows, lines):
+        filled = [i for i, cell in enumerate(row[width:], start=width) if cell.strip()]
+        if not filled:
+            row = row[:width]  # trailing commas: empty cells of no column
+        elif filled[0] < len(names):
+            raise ValueError(
+                f"{path}, line {line}: column {filled[0] + 1} holds {row[filled[0]]!r} but has "
+                "no name in the header line; name it or remove the value."
+            )
+        trimmed.append(row)
+    names = names[:width]
+    unnamed = [i + 1 for i, name in enumerate(names) if not name]
+    if not names or unnamed:
+        which = f"columns {unnamed} have" if unnamed else "no column has"
+        raise ValueError(f"{path}: {which} no name in the header line; name every column.")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"{path}: duplicate column names {duplicates} in the header line; rename them so "
+            "that each column has its own name."
+        )
+    return names, trimmed
 
 
 def _numeric_columns(
-    path: str, header: list[str], rows: list[list[str]], names: list[str], missing: str
-) -> np.ndarray:
+    path: str, table: _Table, names: list[str], missing: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The named columns as float64 values that fit JAX's float dtype, and their line numbers."""
+    header = table.header
     for name in names:
         if name not in header:
             raise ValueError(f"{path}: column {name!r} not found; columns are {header}.")
     columns = [header.index(name) for name in names]
-    values = np.empty((len(rows), len(columns)))
-    lines = []
-    for i, row in enumerate(rows):
-        line = i + 2
-        lines.append(line)
+    values = np.empty((len(table.rows), len(columns)))
+    for i, (row, line) in enumerate(zip(table.rows, table.lines)):
         if len(row) != len(header):
             raise ValueError(
                 f"{path}, line {line}: expected {len(header)} cells, found {len(row)}."
             )
         for j, (column, name) in enumerate(zip(columns, names)):
             values[i, j] = _parse_cell(row[column], path, line, name)
-    return _handle_missing(values, missing, path, names, lines)
+    _check_range(values, path, names, table.lines)
+    values, lines = _handle_missing(values, missing, path, names, table.lines)
+    return values.astype(_default_float()), lines
+
+
+def _check_range(values: np.ndarray, path: str, names: list[str], lines: list[int]) -> None:
+    """Refuse values JAX's float dtype would turn into inf, or into 0 / a few-bit subnormal."""
+    info = np.finfo(_default_float())
+    magnitude = np.abs(values)
+    bad = (magnitude > info.max) | ((magnitude < info.tiny) & (magnitude > 0))
+    if not bad.any():
+        return
+    row, column = (int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(
+        f"{path}, line {lines[row]}, column {names[column]!r}: {values[row, column]:.6g} is "
+        f"outside {info.dtype}'s range (magnitudes {info.tiny:.3g} to {info.max:.3g}); rescale "
+        "that column (e.g. change its units) or turn on 64-bit JAX "
+        "(jax.config.update('jax_enable_x64', True))."
+    )
 
 
 def _handle_missing(
     values: np.ndarray, missing: str, path: str, names: list[str], lines: list[int]
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     holes = np.isnan(values)
     if not holes.any():
-        return values
+        return values, np.asarray(lines)
     first_row, first_col = np.argwhere(holes)[0]
     where = f"{path}, line {lines[first_row]}, column {names[first_col]!r}"
     if missing == "error":
@@ -333,17 +457,17 @@ def _handle_missing(
             f"missing='ffill' to carry the previous value forward."
         )
     if missing == "drop":
-        kept = values[~holes.any(axis=1)]
-        if kept.shape[0] == 0:
+        keep = ~holes.any(axis=1)
+        if not keep.any():
             raise ValueError(f"{path}: every row has a missing value; nothing is left to use.")
-        return kept
+        return values[keep], np.asarray(lines)[keep]
     if holes[0].any():
         raise ValueError(f"{where}: missing value in the first row cannot be forward-filled.")
     filled = values.copy()
     for i in range(1, filled.shape[0]):
         gap = np.isnan(filled[i])
         filled[i, gap] = filled[i - 1, gap]
-    return filled
+    return filled, np.asarray(lines)
 
 
 _FEISTEL_ROUNDS = 8
@@ -455,15 +579,123 @@ def split(
     )
 
 
+def _is_constant(var: np.ndarray, mean: np.ndarray, n_rows: int) -> np.ndarray:
+    """Columns whose variance is within float64 round-off of their magnitude.
+
+    scikit-learn's rule (``sklearn.preprocessing._data._is_constant_feature``):
+    the bound on the error of the two-pass variance (Chan, Golub and LeVeque),
+    ``n eps var + (n |mean| eps)^2``. A computed variance below it is round-off
+    of a constant column, not a spread; dividing by its square root would
+    multiply any later different value by up to 1e16.
+    """
+    eps = np.finfo(np.float64).eps
+    return var <= n_rows * eps * var + (n_rows * mean * eps) ** 2
+
+
+def column_statistics(X: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and scale (standard deviation) for standardizing, in float64.
+
+    The one rule every jgd standardization uses (``standardize``, the
+    estimators, ``jgd fit``): statistics are computed in float64 on the host,
+    each column first divided by a power of two near its largest magnitude so
+    that squaring cannot overflow (float32 values of 1e19 would); a column
+    that is constant up to round-off (see ``_is_constant``) gets scale 1.
+
+    Args:
+        X: a 2-D array (rows, columns) of finite numbers.
+        name: what ``X`` is, for error messages.
+
+    Returns:
+        ``(mean, scale)``, float64 NumPy arrays of shape ``(columns,)``.
+
+    Raises:
+        ValueError: if ``X`` is not 2-D with at least one row or holds
+            NaN/inf (or, as a safeguard, a mean or scale is not finite).
+
+    Example:
+        >>> import numpy as np, jgd
+        >>> mean, scale = jgd.data.column_statistics(np.array([[1.0, 5.0], [3.0, 5.0]]))
+        >>> mean.tolist(), scale.tolist()
+        ([2.0, 5.0], [1.0, 1.0])
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"{name} must be 2-D (rows, columns) with rows, got shape {X.shape}.")
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, column = (int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name}: column {column} holds {X[row, column]} at row {row}; remove or impute "
+            "non-finite values first."
+        )
+    peak = np.max(np.abs(X), axis=0)
+    # A power of two: dividing by it is exact, so the statistics lose nothing.
+    unit = np.ldexp(1.0, np.frexp(np.where(peak > 0, peak, 1.0))[1] - 1)
+    unit = np.where(np.isfinite(unit), unit, 1.0)
+    scaled = X / unit
+    mean = scaled.mean(axis=0)
+    var = ((scaled - mean) ** 2).mean(axis=0)
+    constant = _is_constant(var, mean, X.shape[0])
+    mean, scale = mean * unit, np.where(constant, 1.0, np.sqrt(var) * unit)
+    bad = ~(np.isfinite(mean) & np.isfinite(scale))
+    if bad.any():
+        column = int(np.argmax(bad))
+        raise ValueError(
+            f"{name}: column {column} has a non-finite mean or scale ({mean[column]}, "
+            f"{scale[column]}); remove NaN/inf values first."
+        )
+    return mean, scale
+
+
+def _as_host_dataset(data: Any) -> Any:
+    """Accept pandas (or other array-like) ``X``/``y`` by converting them to float arrays."""
+    if not (isinstance(data, tuple) and len(data) == 2):
+        return data
+    fields = []
+    for field in data:
+        if not _is_pandas(field):
+            fields.append(field)
+            continue
+        try:
+            fields.append(np.asarray(field, dtype=float))
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"cannot use a {type(field).__name__} as numeric data ({error}); convert it to "
+                "numbers first, e.g. df.astype(float) or df.to_numpy(dtype=float, na_value=nan)."
+            ) from None
+    return Dataset(*fields)
+
+
+def _standardized(X: jax.Array, mean: np.ndarray, scale: np.ndarray, name: str) -> jax.Array:
+    """``(X - mean) / scale`` computed in float64, refused if it does not fit X's float dtype."""
+    dtype = X.dtype if jnp.issubdtype(X.dtype, jnp.floating) else _default_float()
+    values = (np.asarray(X, dtype=np.float64) - mean) / scale
+    limit = float(jnp.finfo(dtype).max)
+    too_big = np.abs(values) > limit
+    if too_big.any():
+        row, column = (int(i) for i in np.argwhere(too_big)[0])
+        raise ValueError(
+            f"{name}.X standardized at row {row}, column {column} is {values[row, column]:.3g}, "
+            f"beyond {jnp.dtype(dtype).name}'s range: that value is far outside the training "
+            f"rows' spread (mean {mean[column]:.3g}, scale {scale[column]:.3g})."
+        )
+    return jnp.asarray(values, dtype)
+
+
 def standardize(train: Dataset, *others: Dataset) -> tuple[Any, ...]:
     """Z-score features using the training rows' mean and standard deviation only.
 
-    Features with zero variance get scale 1 (as scikit-learn's StandardScaler).
-    Targets are left as they are.
+    Statistics come from ``column_statistics``: float64, overflow-safe, and a
+    feature that is constant (up to round-off) gets scale 1, as in
+    scikit-learn's StandardScaler. Standardized values are computed in float64
+    and must fit ``X``'s dtype (``ValueError`` otherwise). Targets are left as
+    they are. ``X``/``y`` may be pandas objects (converted with
+    ``np.asarray(..., dtype=float)``).
 
     Returns:
         ``(train_std, *others_std, stats)`` where ``stats`` is a
-        ``Standardization`` that maps new raw data the same way.
+        ``Standardization`` (float64 statistics) that maps new raw data the
+        same way, to the same values.
 
     Example:
         >>> import jax.numpy as jnp, jgd
@@ -472,21 +704,22 @@ def standardize(train: Dataset, *others: Dataset) -> tuple[Any, ...]:
         >>> train_std.X.ravel().tolist(), stats.mean.tolist()
         ([-1.0, 1.0], [2.0])
     """
-    train = check_dataset(train, "train")
-    others = tuple(check_dataset(other, f"others[{i}]") for i, other in enumerate(others))
+    train = check_dataset(_as_host_dataset(train), "train")
+    others = tuple(
+        check_dataset(_as_host_dataset(other), f"others[{i}]") for i, other in enumerate(others)
+    )
     for i, other in enumerate(others):
         if other.n_features != train.n_features:
             raise ValueError(
                 f"others[{i}] has {other.n_features} features but train has {train.n_features}."
             )
-    mean = jnp.mean(train.X, axis=0)
-    scale = jnp.std(train.X, axis=0)
-    scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
-    stats = Standardization(mean, scale)
-    return (
-        *(Dataset(stats.transform(d.X), d.y) for d in (train, *others)),
-        stats,
-    )
+    mean, scale = column_statistics(train.X, "train.X")
+    names = ("train", *(f"others[{i}]" for i in range(len(others))))
+    standardized = [
+        Dataset(_standardized(d.X, mean, scale, name), d.y)
+        for d, name in zip((train, *others), names)
+    ]
+    return (*standardized, Standardization(mean, scale))
 
 
 def _rows_sharding(mesh: Any, axis: str | None = None) -> Any:

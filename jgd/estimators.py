@@ -30,7 +30,7 @@ except ImportError as error:  # pragma: no cover - exercised only without scikit
 from jgd import losses, models
 from jgd._checks import check_learning_rate
 from jgd.curvature import lr_bound
-from jgd.data import Dataset
+from jgd.data import Dataset, column_statistics
 from jgd.optimizers import gd, momentum, nesterov
 from jgd.training import Status, fit
 
@@ -64,9 +64,8 @@ class _GDBase(BaseEstimator):
         dtype = jax.dtypes.canonicalize_dtype(np.float64)
         # Standardize inside (the statistics are kept): GD needs well-scaled
         # features, and users should not have to remember it.
-        self.x_mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self.x_scale_ = np.where(scale > 0, scale, 1.0)
+        # jgd's one rule (float64, overflow-safe, constant up to round-off -> scale 1).
+        self.x_mean_, self.x_scale_ = column_statistics(X, "X")
         Xs = (X - self.x_mean_) / self.x_scale_
         data = Dataset(jnp.asarray(Xs, dtype), jnp.asarray(y, dtype))
         model = self._model(X.shape[1])
@@ -188,9 +187,8 @@ class GDRegressor(RegressorMixin, _GDBase):
         """Fit to ``X`` (n, d) and ``y`` (n,); returns ``self``."""
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
         # Targets are centred and scaled too, so one learning rate suits any units.
-        self.y_mean_ = float(np.mean(y))
-        spread = float(np.std(y))
-        self.y_scale_ = spread if spread > 0 else 1.0
+        y_mean, y_scale = column_statistics(np.reshape(y, (-1, 1)), "y")
+        self.y_mean_, self.y_scale_ = float(y_mean[0]), float(y_scale[0])
         self._fit_arrays(X, (y - self.y_mean_) / self.y_scale_)
         return self
 
