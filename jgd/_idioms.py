@@ -69,7 +69,18 @@ class Idiom(NamedTuple):
 def _step_fn(run: Run) -> Callable[..., Any]:
     def step(params, state, batch):
         loss, grads = jax.value_and_grad(run.loss_fn)(params, batch)
-        updates, state = run.optimizer.update(grads, state, params)
+        if isinstance(run.optimizer, optax.GradientTransformationExtraArgs):
+            # optax's documented loop for L-BFGS, line searches, reduce_on_plateau.
+            updates, state = run.optimizer.update(
+                grads,
+                state,
+                params,
+                value=loss,
+                grad=grads,
+                value_fn=lambda p: run.loss_fn(p, batch),
+            )
+        else:
+            updates, state = run.optimizer.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
     return step

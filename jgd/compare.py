@@ -125,11 +125,16 @@ class ParityReport(NamedTuple):
 
 
 def default_pairs(learning_rate: float, beta: float = 0.9) -> dict[str, Pair]:
-    """jgd's optimizers and their optax twins at one learning rate.
+    """jgd's optimizers and their optax twins at one learning rate, and optax's L-BFGS.
+
+    L-BFGS (with its zoom line search; no learning rate) runs in ``jgd.fit``
+    against optax's documented loop, which passes ``value``, ``grad`` and
+    ``value_fn`` to ``update``.
 
     Example:
         >>> list(default_pairs(0.1))
-        ['gd / optax.sgd', 'momentum / optax.sgd(momentum)', 'nesterov / optax.sgd(nesterov)']
+        ['gd / optax.sgd', 'momentum / optax.sgd(momentum)', 'nesterov / optax.sgd(nesterov)', \
+'optax.lbfgs']
     """
     return {
         "gd / optax.sgd": (gd(learning_rate), optax.sgd(learning_rate)),
@@ -141,6 +146,7 @@ def default_pairs(learning_rate: float, beta: float = 0.9) -> dict[str, Pair]:
             nesterov(learning_rate, beta),
             optax.sgd(learning_rate, momentum=beta, nesterov=True),
         ),
+        "optax.lbfgs": (optax.lbfgs(), optax.lbfgs()),
     }
 
 
@@ -151,6 +157,8 @@ def optimizer_by_name(name: str, learning_rate: float, beta: float = 0.9) -> Any
         >>> optimizer_by_name("adam", 1e-3).init({"w": jnp.zeros(2)})[0].count
         Array(0, dtype=int32)
     """
+    if name == "lbfgs":  # its zoom line search picks the step; no learning rate
+        return optax.lbfgs()
     if name in JGD_OPTIMIZERS:
         factory = {"gd": gd, "momentum": momentum, "nesterov": nesterov}[name]
         return factory(learning_rate) if name == "gd" else factory(learning_rate, beta)

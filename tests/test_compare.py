@@ -34,7 +34,7 @@ def test_default_command_runs_jgds_three_optimizers_on_every_problem(capsys, mon
     for _, pairs, settings in calls:
         assert pairs == list(compare.default_pairs(0.1))
         assert settings == {"epochs": 7, "batch_size": None, "repeats": 5}
-    assert report["passed"] is True and len(report["rows"]) == 3 * len(problems.names())
+    assert report["passed"] is True and len(report["rows"]) == 4 * len(problems.names())
     assert report["rows"][0]["jgd_seconds"] is None  # the spy's rows, untimed, as JSON null
 
 
@@ -146,3 +146,10 @@ def test_problems_reach_their_solutions_with_plain_gd():
 def test_unknown_problem():
     with pytest.raises(ValueError, match="unknown problem"):
         problems.get("nope")
+
+
+def test_lbfgs_in_jgd_fit_follows_optax_documented_loop():
+    report = compare.optax_parity(
+        "quadratic_bowl", pairs={"lbfgs": (optax.lbfgs(), optax.lbfgs())}, epochs=30
+    )
+    assert report.passed and report.rows[0].max_param_diff <= report.rows[0].tolerance
