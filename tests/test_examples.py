@@ -13,6 +13,8 @@ EXPECTED = {
     "mlp_nonlinear.py": ["validation MSE", "wrote"],
     "compare_optax.py": ["same answer: True", "µs/step"],
     "loss_surface.py": ["wrote", "loss_surface_gd.png", "loss_surface_momentum.png"],
+    "dict_batch_classifier.py": ["val accuracy", "best validation accuracy", "status:"],
+    "lbfgs_breast_cancer.py": ["test accuracy: jgd", "largest weight difference"],
     "multiprocess_fit.py": ["process 0/2: 8 devices", "process 1/2: 8 devices", "\nagree\n"],
 }
 
