@@ -340,11 +340,20 @@ def _unguarded_steps(plain_step, params, opt_state, steps):
 def _output_shapes(problem: Problem, config: Config, params: Any) -> tuple[Any, dict, dict]:
     """Shapes of the loss, its aux and the metrics, with clear errors for wrong ones."""
     key = None if not config.loss_takes_key else step_key(problem, config, 1, 0)
-    out = jax.eval_shape(
-        lambda p, b: problem.loss_fn(p, b, key) if config.loss_takes_key else problem.loss_fn(p, b),
-        params,
-        problem.data,
-    )
+    try:
+        out = jax.eval_shape(
+            lambda p, b: (
+                problem.loss_fn(p, b, key) if config.loss_takes_key else problem.loss_fn(p, b)
+            ),
+            params,
+            problem.data,
+        )
+    except (TypeError, ValueError, IndexError, KeyError) as error:
+        shapes = jax.tree.map(lambda a: tuple(a.shape), params)
+        raise type(error)(
+            f"loss_fn(params, batch) failed on the first batch: {error}\n"
+            f"Check that params match the model and the data (params shapes: {shapes})."
+        ) from error
     if config.has_aux != (isinstance(out, tuple) and len(out) == 2):
         raise ValueError(
             "has_aux=True: loss_fn must return (loss, aux) with aux a dict of scalars."

@@ -7,6 +7,7 @@ Errors name the input and the fix.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -86,6 +87,7 @@ def check_optimizer_argument(optimizer: Any, hyperparams: Any) -> Any:
 
     if hyperparams is None:
         check_optimizer(optimizer)
+        _check_scalar_hyperparameters(optimizer)
         return optimizer
     if not isinstance(hyperparams, dict) or not hyperparams:
         raise TypeError(
@@ -111,6 +113,19 @@ def check_optimizer_argument(optimizer: Any, hyperparams: Any) -> Any:
         ) from None
     check_optimizer(built)
     return OptimizerFactory(optimizer, values)
+
+
+def _check_scalar_hyperparameters(optimizer: Any) -> None:
+    """jgd's optimizers keep their hyperparameters as array leaves: one value each in ``fit``."""
+    paths = jax.tree_util.tree_flatten_with_path(optimizer)[0]
+    for path, leaf in paths:
+        if hasattr(leaf, "ndim") and leaf.ndim > 0:
+            raise ValueError(
+                f"an optimizer hyperparameter ({jax.tree_util.keystr(path)}) is an array of shape "
+                f"{leaf.shape}; fit "
+                "takes one value per hyperparameter. To train several values at once, use "
+                "jgd.sweep(..., optimizer=jgd.gd, grid={'learning_rate': values})."
+            )
 
 
 def check_warm_start(warm_start: Any, params: Any, optimizer: Any) -> Any:
@@ -203,7 +218,12 @@ def prepare(
     if val_data is not None:
         val_data = _check_like(check_data(val_data, "val_data"), data)
     epochs = check_positive_int(epochs, "epochs")
-    record_every = check_positive_int(record_every, "record_every")
+    if epochs > MAX_EPOCHS:
+        raise ValueError(
+            f"epochs={epochs} is more than jgd's int32 epoch counter holds ({MAX_EPOCHS}); "
+            "use fewer epochs (and tol= or patience= to stop when done)."
+        )
+    record_every = _record_every(check_positive_int(record_every, "record_every"), epochs)
     batch_size = _check_batch_size(batch_size, n_rows(data))
     if patience is not None:
         patience = check_positive_int(patience, "patience")
@@ -235,6 +255,35 @@ def prepare(
     )
     key = key if shuffle or loss_takes_key else None
     return Checked(loss_fn, data, val_data, key, tol, config, metrics)
+
+
+#: The epoch counter is int32 (warm starts add to it, so leave room).
+MAX_EPOCHS = 2**30
+#: The most history records a run keeps; beyond, record_every grows (see _record_every).
+MAX_RECORDS = 1_000_000
+
+
+def _record_every(record_every: int, epochs: int) -> int:
+    """History memory follows a clear rule: at most ``MAX_RECORDS`` records per run.
+
+    History is allocated for every record before the run starts (a compiled
+    program has fixed shapes), so ``epochs=50_000_000`` with ``tol`` would
+    allocate hundreds of MB for a run that may stop at epoch 122. Past the
+    cap, every k-th epoch is kept with k = ceil(epochs / MAX_RECORDS), and a
+    warning says so.
+    """
+    if -(-epochs // record_every) <= MAX_RECORDS:
+        return record_every
+    wider = -(-epochs // MAX_RECORDS)
+    warnings.warn(
+        f"jgd: epochs={epochs} with record_every={record_every} would keep "
+        f"{-(-epochs // record_every):,} history records; jgd keeps at most {MAX_RECORDS:,}, so "
+        f"record_every={wider} (one record every {wider} epochs, and the last). Pass record_every "
+        "to choose.",
+        UserWarning,
+        stacklevel=4,
+    )
+    return wider
 
 
 def _scalar(value: Any, name: str) -> jax.Array:

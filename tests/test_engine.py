@@ -349,3 +349,40 @@ def test_a_target_column_against_single_outputs_is_refused_not_broadcast():
             optimizer=jgd.gd(0.1),
             epochs=1,
         )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"optimizer": jgd.gd(jnp.full(3, 0.1))}, r"hyperparameter .* shape \(3,\).*jgd.sweep"),
+        ({"tol": jnp.array([1e-3, 1e-4])}, "tol must be a single number"),
+        ({"epochs": 2**31 + 5}, "int32 epoch counter"),
+        ({"key": "seed"}, "key must be a PRNG key"),
+        ({"params": {"w": jnp.ones(3), "b": jnp.zeros(())}}, r"params shapes: .*'w': \(3,\)"),
+        ({"params": [1.0, 2.0]}, "failed on the first batch"),
+    ],
+)
+def test_vector_hyperparameters_huge_epochs_and_mismatched_params_are_refused(kwargs, message):
+    data = regression_problem(n=6, d=2)
+    loss_fn = jgd.objective(jgd.models.linear(2))
+    call = {"optimizer": jgd.gd(0.1), "epochs": 2, "params": loss_fn.model.init(None), **kwargs}
+    params = call.pop("params")
+    with pytest.raises((ValueError, TypeError), match=message):
+        jgd.fit(loss_fn, params, data, **call)
+
+
+def test_history_memory_is_capped_with_a_stated_rule():
+    data = regression_problem(n=6, d=2)
+    loss_fn = jgd.objective(jgd.models.linear(2))
+    with pytest.warns(UserWarning, match="record_every=3"):
+        result = jgd.fit(
+            loss_fn,
+            loss_fn.model.init(None),
+            data,
+            optimizer=jgd.gd(0.1),
+            epochs=3_000_000,
+            tol=1e-3,
+        )
+    assert result.status is jgd.Status.CONVERGED
+    assert result.history.epoch.tolist()[:-1] == list(range(3, result.epochs_run, 3))
+    assert int(result.history.epoch[-1]) == result.epochs_run
