@@ -4,7 +4,17 @@ A loss ``loss_fn(params, batch) -> scalar``, optax-compatible optimizers, and a
 whole training run (every epoch and mini-batch) compiled into one XLA program.
 """
 
-from jgd import compare, curvature, data, datasets, distributed, losses, models, problems
+from jgd import (
+    compare,
+    curvature,
+    data,
+    datasets,
+    distributed,
+    losses,
+    metrics,
+    models,
+    problems,
+)
 from jgd.curvature import lr_bound
 from jgd.data import Dataset
 from jgd.exact import least_squares
@@ -33,6 +43,7 @@ __all__ = [
     "load",
     "losses",
     "lr_bound",
+    "metrics",
     "models",
     "momentum",
     "nesterov",

@@ -24,6 +24,7 @@ __all__ = [
     "mae",
     "mse",
     "objective",
+    "softmax_cross_entropy",
 ]
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
@@ -89,6 +90,36 @@ def binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """
     _same_shape(logits, targets, "binary_cross_entropy")
     return jnp.mean(optax.losses.sigmoid_binary_cross_entropy(logits, targets))
+
+
+def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy of (n, k) logits against integer labels (n,) or one-hot (n, k).
+
+    Integer (or integral float, e.g. read from a CSV) labels use
+    ``optax.softmax_cross_entropy_with_integer_labels``; (n, k) targets are
+    one-hot rows or probabilities (``optax.softmax_cross_entropy``).
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> logits = jnp.array([[2.0, 0.0], [0.0, 2.0]])
+        >>> round(float(jgd.losses.softmax_cross_entropy(logits, jnp.array([0, 1]))), 4)
+        0.1269
+        >>> round(float(jgd.losses.softmax_cross_entropy(logits, jnp.eye(2))), 4)
+        0.1269
+    """
+    if jnp.ndim(targets) == jnp.ndim(logits):
+        _same_shape(logits, targets, "softmax_cross_entropy")
+        return jnp.mean(optax.losses.softmax_cross_entropy(logits, targets))
+    if jnp.ndim(logits) != jnp.ndim(targets) + 1 or jnp.shape(logits)[:-1] != jnp.shape(targets):
+        raise ValueError(
+            f"softmax_cross_entropy: logits of shape {jnp.shape(logits)} need integer labels of "
+            f"shape {jnp.shape(logits)[:-1]} or one-hot targets of shape {jnp.shape(logits)}, got "
+            f"{jnp.shape(targets)}."
+        )
+    labels = jnp.asarray(targets)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        labels = labels.astype(jnp.int32)  # labels read as floats (CSV): 0.0, 1.0, 2.0
+    return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
 def _is_bias(path: tuple[Any, ...]) -> bool:

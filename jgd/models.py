@@ -16,7 +16,7 @@ from jax.tree_util import Partial
 
 from jgd._checks import check_positive_int
 
-__all__ = ["Model", "linear", "logistic", "mlp"]
+__all__ = ["Model", "linear", "logistic", "mlp", "softmax"]
 
 Params = Any
 
@@ -120,6 +120,23 @@ def logistic(n_features: int, *, init: str = "zeros") -> Model:
     """
     _check_linear(n_features, init)
     return Model(Partial(_linear_init, n_features=n_features, init=init), Partial(_linear_apply))
+
+
+def softmax(n_features: int, n_classes: int, *, init: str = "zeros") -> Model:
+    """Softmax (multinomial logistic) regression: ``apply`` returns (n, k) logits ``X @ W + b``.
+
+    Params are ``{"w": (D, K), "b": (K,)}``. Pair it with
+    ``jgd.losses.softmax_cross_entropy`` (integer labels or one-hot);
+    ``jax.nn.softmax(model.apply(params, X))`` gives class probabilities.
+
+    Example:
+        >>> import jax.numpy as jnp, jgd
+        >>> model = jgd.models.softmax(4, 3)
+        >>> model.apply(model.init(None), jnp.ones((2, 4))).shape
+        (2, 3)
+    """
+    n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
+    return linear(n_features, init=init, n_outputs=n_classes)
 
 
 def _mlp_init(key: jax.Array | None, layer_sizes: tuple[int, ...], init: str) -> Params:
