@@ -68,7 +68,7 @@ def check_hyperparameter(
     if np.any(below) or np.any(above):
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
-        bad = array[below | above].ravel()[0]
+        bad = array[below | above].ravel()[0].item()  # a Python number prints as one
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {bad!r}.")
 
 

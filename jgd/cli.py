@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -234,19 +235,10 @@ def _fit(args: argparse.Namespace) -> int:
     if learning_rate == "auto":
         learning_rate = 1e-2 if args.optimizer == "adam" else 0.9 * bound
     plot = _plots_wanted(args.plot_dir)
-    result = jgd.fit(
-        setup["loss_fn"],
-        setup["params"],
-        setup["train"],
-        optimizer=_optimizer(args.optimizer, learning_rate, args.beta),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        key=_key(args.seed) if args.batch_size else None,
-        val_data=setup["val"],
-        tol=args.tol,
-        patience=args.patience,
-        record_params=plot is not None and args.model != "mlp",
-    )
+    with warnings.catch_warnings():
+        # A divergence is reported once, as a line of its own and exit status 3 (below).
+        warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
+        result = _train(args, setup, learning_rate, plot)
     metrics = _metrics(setup, result.params, args.model)
     saved = plots = None
     if args.save:
@@ -281,7 +273,7 @@ def _fit(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(summary))
-        return 0
+        return _diverged(args, result)
     print(
         f"{args.model} model, {len(setup['features'])} features "
         f"({', '.join(setup['features'])}) -> {args.target}; "
@@ -304,7 +296,37 @@ def _fit(args: argparse.Namespace) -> int:
         print(f"saved model to {saved}")
     for path in plots or []:
         print(f"wrote {path}")
-    return 0
+    return _diverged(args, result)
+
+
+def _train(args: argparse.Namespace, setup: dict[str, Any], learning_rate: float, plot: Any):
+    import jgd
+
+    return jgd.fit(
+        setup["loss_fn"],
+        setup["params"],
+        setup["train"],
+        optimizer=_optimizer(args.optimizer, learning_rate, args.beta),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        key=_key(args.seed) if args.batch_size else None,
+        val_data=setup["val"],
+        tol=args.tol,
+        patience=args.patience,
+        record_params=plot is not None and args.model != "mlp",
+    )
+
+
+#: Exit status of a run whose training diverged (1 is a user mistake, 2 a usage error).
+EXIT_DIVERGED = 3
+
+
+def _diverged(args: argparse.Namespace, result: Any) -> int:
+    """One clear line on stderr and exit status 3 when training diverged, else 0."""
+    if result.message is None or result.diverged_at is None:
+        return 0
+    print(f"jgd {args.command}: {result.message}", file=sys.stderr)
+    return EXIT_DIVERGED
 
 
 def _key(seed: int) -> Any:
@@ -599,6 +621,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
+    except BrokenPipeError:
+        # The reader went away (| head): end quietly, and keep Python from
+        # complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError, OSError, ImportError) as error:
         # User mistakes get one line, not a traceback.
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

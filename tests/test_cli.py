@@ -319,3 +319,59 @@ def test_every_command_has_help():
 def test_cli_without_command_prints_help(capsys):
     assert jgd.cli.main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+def test_a_diverged_fit_exits_3_with_one_clear_line_and_no_raw_warning():
+    run = run_cli(
+        "fit",
+        "--csv",
+        WEATHER,
+        "--target",
+        "temp_max",
+        "--features",
+        "temp_min,wind",
+        "--lr",
+        "50",
+        "--epochs",
+        "50",
+    )
+    assert run.returncode == jgd.cli.EXIT_DIVERGED == 3
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("jgd fit: training diverged at epoch")
+    assert "Warning" not in run.stderr and ".py:" not in run.stderr
+    assert "status: DIVERGED" in run.stdout
+
+
+def test_a_closed_pipe_ends_quietly():
+    """The reader closes the pipe before jgd writes (as `| head` does): no error, exit 0."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jgd",
+            "fit",
+            "--csv",
+            WEATHER,
+            "--target",
+            "temp_max",
+            "--features",
+            "temp_min",
+            "--epochs",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    child.stdout.close()
+    stderr = child.stderr.read()
+    assert child.wait(timeout=300) == 0
+    assert "Broken pipe" not in stderr and "Errno" not in stderr and "Exception" not in stderr
+
+
+def test_bad_numbers_are_printed_as_numbers():
+    run = run_cli(
+        "fit", "--csv", WEATHER, "--target", "temp_max", "--features", "wind", "--tol", "-1"
+    )
+    assert run.returncode == 1
+    assert "got -1.0" in run.stderr and "np.float64" not in run.stderr
