@@ -169,8 +169,10 @@ class SweepResult(NamedTuple):
         stop_epoch: (M,) epochs each member ran.
         diverged_at: (M,) epoch of divergence, 0 when it did not diverge
             (``member(i).diverged_at`` is then None, as for ``fit``).
-        lr_bound: ``2 / L`` at the start when the grid sweeps
-            ``learning_rate`` (plain-GD stability bound), else None.
+        lr_bound: the plain-GD stability bound ``2 / L`` at the start when
+            the grid sweeps ``learning_rate`` of jgd's gd/momentum/nesterov
+            (the smallest over the members' ``l2``), else None.
+        lr_bounds: (M,) each member's bound with its own ``l2``, or None.
     """
 
     configs: dict[str, np.ndarray]
@@ -183,6 +185,7 @@ class SweepResult(NamedTuple):
     stop_epoch: jax.Array
     diverged_at: jax.Array
     lr_bound: float | None
+    lr_bounds: np.ndarray | None = None
 
     @property
     def n_members(self) -> int:

@@ -46,12 +46,20 @@ from jgd.results import Best, Status, SweepResult
 __all__ = ["Best", "SweepResult", "sweep"]
 
 
+def _plain_gd_factories() -> tuple[Any, ...]:
+    from jgd.optimizers import gd, momentum, nesterov
+
+    return (gd, momentum, nesterov)
+
+
+_PLAIN_GD = _plain_gd_factories()
+
+
 def _grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Validate the grid and return its Cartesian product, name -> (M,)."""
     if not isinstance(grid, Mapping) or not grid:
         raise ValueError("grid must be a non-empty dict of name -> 1-D array of values.")
     axes = {}
-    kinds = set()
     for name, values in grid.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"grid names must be keyword names, got {name!r}.")
@@ -72,13 +80,8 @@ def _grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
             check_hyperparameter(array, "grid['learning_rate']", low=0.0)
         if name == "l2":
             check_hyperparameter(array, "grid['l2']", low=0.0, low_inclusive=True)
-        kinds.add(np.issubdtype(array.dtype, np.integer))
         axes[name] = array
-    if len(kinds) > 1:
-        raise TypeError(
-            "grid mixes integer and floating-point values; give every entry as floats "
-            f"(got { ({n: str(a.dtype) for n, a in axes.items()}) })."
-        )
+    # Axes keep their kind: integer axes (step counts) are traced as int32, others as floats.
     product = list(itertools.product(*axes.values()))
     return {name: np.asarray([p[i] for p in product]) for i, name in enumerate(axes)}
 
@@ -187,6 +190,7 @@ def sweep(
     loss_takes_key: bool = False,
     monitor: str = "val_loss",
     mode: str = "min",
+    stability_bound: bool = True,
 ) -> SweepResult:
     """Train every configuration of a hyperparameter grid at once with ``jax.vmap``.
 
@@ -212,6 +216,12 @@ def sweep(
             sweep's state (a checkpoint also records the grid).
         metrics, has_aux, loss_takes_key, monitor, mode: as in ``jgd.fit``,
             recorded per member (``history.metrics[name]`` is (M, R)).
+        stability_bound: with a ``learning_rate`` axis and jgd's own
+            ``gd``/``momentum``/``nesterov`` factories, compute the plain-GD
+            bound 2/L at the start (``lr_bound``; per member with its own
+            ``l2`` in ``lr_bounds``). ``False`` skips it (a few seconds on big
+            models); other optimizers (Adam, ...) never get it: 2/L says
+            nothing about them.
         mesh: a ``jax.sharding.Mesh``: members are sharded over its
             ``"members"`` axis and data rows over its ``"data"`` axis (a 2-D
             mesh does both). Without one, members are sharded over every
@@ -291,12 +301,11 @@ def sweep(
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)
         )
-    bound = None
-    if "learning_rate" in configs:
-        first = start if not seeded else jax.tree.map(lambda a: a[0], start)
-        bound = (
-            None if has_aux or loss_takes_key else lr_bound(checked.loss_fn, first, checked.data)
-        )
+    bounds = None
+    if stability_bound and "learning_rate" in configs and optimizer in _PLAIN_GD:
+        if not (has_aux or loss_takes_key):
+            first = start if not seeded else jax.tree.map(lambda a: a[0], start)
+            bounds = _bounds(checked.loss_fn, first, checked.data, configs)
     return SweepResult(
         configs={n: np.asarray(v) for n, v in configs.items()},
         params=outcome.params,
@@ -307,8 +316,26 @@ def sweep(
         status=outcome.status,
         stop_epoch=outcome.epochs_run,
         diverged_at=outcome.diverged_at,
-        lr_bound=bound,
+        lr_bound=None if bounds is None else float(np.min(bounds)),
+        lr_bounds=bounds,
     )
+
+
+def _bounds(loss_fn: Any, params: Any, data: Any, configs: dict[str, np.ndarray]):
+    """Each member's plain-GD bound 2/L at the start, with its own l2; None if not finite."""
+    l2_values = configs.get("l2")
+    if l2_values is None:
+        bound = lr_bound(loss_fn, params, data)
+        per_value = {None: bound}
+        keys = [None] * len(next(iter(configs.values())))
+    else:
+        per_value = {
+            v: lr_bound(loss_fn._replace(l2=jnp.asarray(v)), params, data)
+            for v in np.unique(l2_values).tolist()
+        }
+        keys = np.asarray(l2_values).tolist()
+    bounds = np.asarray([per_value[k] for k in keys], float)
+    return bounds if np.all(np.isfinite(bounds)) and np.all(bounds > 0) else None
 
 
 def _size(params: Any) -> int:
@@ -340,7 +367,11 @@ def _placed(problem: Problem, start: Any, configs, seeded: bool, config: Config,
     """Members sharded over devices, data rows over a mesh's data axis; the program's arrays."""
     members = len(next(iter(configs.values())))
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
-    traced = {n: jnp.asarray(v, dtype) for n, v in configs.items() if n != "seed"}
+    traced = {
+        n: jnp.asarray(v, jnp.int32 if np.issubdtype(v.dtype, np.integer) else dtype)
+        for n, v in configs.items()
+        if n != "seed"
+    }
     if seeded:
         traced["seed"] = jnp.asarray(configs["seed"], jnp.int32)
     member_axis, data_axis = "members", None

@@ -442,7 +442,7 @@ def test_bad_learning_rates_everywhere(rate):
 def test_bad_grids_and_predicting_with_another_feature_count():
     with pytest.raises(ValueError, match="non-empty"):
         jgd.sweep(LOSS, START, DATA, optimizer=jgd.gd, grid={}, epochs=2)
-    with pytest.raises(TypeError, match="mixes integer"):
+    with pytest.raises(ValueError, match="beta"):  # integer 1 is still out of [0, 1)
         jgd.sweep(
             LOSS,
             START,

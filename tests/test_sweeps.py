@@ -237,7 +237,7 @@ def test_result_summary_best_and_table():
         ({"learning_rate": [0.1, float("nan")]}, ValueError, "finite"),
         ({"learning_rate": [[0.1]]}, ValueError, "1-D"),
         ({"learning_rate": ["a"]}, TypeError, "numbers"),
-        ({"learning_rate": [0.1], "beta": [0, 1]}, TypeError, "mixes integer"),
+        ({"learning_rate": [0.1], "beta": [0, 1]}, ValueError, "beta"),
         ({"learning_rate": [0.1], "beta": [1.5]}, ValueError, "beta"),
         ({"learning_rat": [0.1]}, TypeError, "rejected grid names"),
     ],
@@ -280,3 +280,44 @@ def test_member_history_with_record_every_and_early_stop_equals_solo():
         member = swept.member(i)
         np.testing.assert_array_equal(member.history.epoch, solo.history.epoch)
         np.testing.assert_allclose(member.history.loss, solo.history.loss, rtol=1e-5)
+
+
+def test_a_grid_mixing_integer_and_float_axes_equals_solo_fits():
+    """An integer axis (a step-decay period) is traced as int32 beside a float one."""
+
+    def step_decay(learning_rate, every):
+        return optax.sgd(lambda count: learning_rate * 0.5 ** (count // every))
+
+    grid = {"learning_rate": [0.05, 0.1], "every": [3, 7]}
+    swept = jgd.sweep(LOSS, START, DATA, optimizer=step_decay, grid=grid, epochs=12)
+    assert swept.configs["every"].dtype.kind == "i"
+    for i in range(swept.n_members):
+        config = swept.config(i)
+        solo = jgd.fit(LOSS, START, DATA, optimizer=step_decay(**config), epochs=12)
+        np.testing.assert_allclose(swept.member(i).history.loss, solo.history.loss, rtol=1e-5)
+
+
+def test_the_stability_bound_is_reported_for_plain_gd_only_and_per_l2():
+    rates = {"learning_rate": [0.01, 0.1]}
+    adam = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=lambda learning_rate: optax.adam(learning_rate),
+        grid=rates,
+        epochs=2,
+    )
+    assert adam.lr_bound is None and "2/L" not in adam.table()
+    skipped = jgd.sweep(
+        LOSS, START, DATA, optimizer=jgd.gd, grid=rates, epochs=2, stability_bound=False
+    )
+    assert skipped.lr_bound is None
+    ridge = jgd.sweep(
+        LOSS, START, DATA, optimizer=jgd.gd, grid={**rates, "l2": [0.0, 1.0]}, epochs=2
+    )
+    X1 = np.column_stack([np.asarray(DATA.X, np.float64), np.ones(DATA.n_rows)])
+    for i, l2 in enumerate(ridge.configs["l2"]):
+        hessian = 2 / DATA.n_rows * X1.T @ X1 + 2 * l2 * np.diag([1.0] * DATA.n_features + [0.0])
+        expected = 2 / np.linalg.eigvalsh(hessian)[-1]
+        np.testing.assert_allclose(ridge.lr_bounds[i], expected, rtol=1e-4)
+    assert ridge.lr_bound == pytest.approx(float(np.min(ridge.lr_bounds)))
