@@ -16,7 +16,15 @@ import numpy as np
 
 from jgd._text import table as _table
 
-__all__ = ["Best", "FitResult", "History", "Status", "SweepResult", "fit_result"]
+__all__ = [
+    "Aggregate",
+    "Best",
+    "FitResult",
+    "History",
+    "Status",
+    "SweepResult",
+    "fit_result",
+]
 
 
 class Status(enum.IntEnum):
@@ -154,6 +162,24 @@ class Best(NamedTuple):
     index: int
 
 
+class Aggregate(NamedTuple):
+    """A sweep's configurations with mean and standard deviation over their seeds.
+
+    ``configs`` holds one row per configuration (the grid without ``"seed"``);
+    the statistics ignore diverged members and non-finite losses (NaN when no
+    seed is left);
+    ``diverged`` counts them; ``seeds`` is the number of seeds per configuration.
+    """
+
+    configs: dict[str, np.ndarray]
+    final_loss_mean: np.ndarray
+    final_loss_std: np.ndarray
+    final_val_loss_mean: np.ndarray
+    final_val_loss_std: np.ndarray
+    diverged: np.ndarray
+    seeds: np.ndarray
+
+
 class SweepResult(NamedTuple):
     """Results of ``sweep``, one entry per member along the leading axis.
 
@@ -234,6 +260,77 @@ class SweepResult(NamedTuple):
             take(self.opt_state),
             take(self.history),
             *(int(a[index]) for a in scalars),
+        )
+
+    def records(self) -> list[dict[str, Any]]:
+        """One plain dict per member: its hyperparameters, final losses, status and epochs.
+
+        Example:
+            >>> import jax.numpy as jnp, jgd
+            >>> data = jgd.Dataset(jnp.ones((4, 1)), jnp.ones(4))
+            >>> loss_fn = jgd.objective(jgd.models.linear(1))
+            >>> result = jgd.sweep(loss_fn, loss_fn.model.init(None), data, optimizer=jgd.gd,
+            ...                    grid={"learning_rate": [0.1, 0.2]}, epochs=3)
+            >>> sorted(result.records()[0])
+            ['diverged_at', 'epochs', 'final_loss', 'final_val_loss', 'learning_rate', 'member', \
+'status']
+        """
+        status = np.asarray(self.status)
+        columns = {
+            "final_loss": np.asarray(self.final_loss, float),
+            "final_val_loss": np.asarray(self.final_val_loss, float),
+            "epochs": np.asarray(self.stop_epoch),
+            "diverged_at": np.asarray(self.diverged_at),
+        }
+        return [
+            {
+                "member": i,
+                **self.config(i),
+                **{name: values[i].item() for name, values in columns.items()},
+                "status": Status(int(status[i])).name,
+            }
+            for i in range(self.n_members)
+        ]
+
+    def to_dataframe(self) -> Any:
+        """``records()`` as a pandas ``DataFrame`` (pandas is optional: ``pip install pandas``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "to_dataframe needs pandas (pip install pandas); records() gives the same "
+                "rows as plain dicts."
+            ) from None
+        return pandas.DataFrame(self.records())
+
+    def aggregate(self) -> Aggregate:
+        """Mean and standard deviation over seeds for each configuration (see ``Aggregate``)."""
+        names = [n for n in self.configs if n != "seed"]
+        rows = np.stack([np.asarray(self.configs[n], float) for n in names], axis=1)
+        unique, group = np.unique(rows, axis=0, return_inverse=True)
+        group = np.asarray(group).reshape(-1)
+        kept = np.asarray(self.status) != Status.DIVERGED
+        stats = {}
+        for field in ("final_loss", "final_val_loss"):
+            values = np.where(kept, np.asarray(getattr(self, field), float), np.nan)
+            means, stds = [], []
+            for g in range(len(unique)):
+                chosen = values[group == g]
+                finite = chosen[np.isfinite(chosen)]
+                means.append(finite.mean() if finite.size else np.nan)
+                stds.append(finite.std() if finite.size else np.nan)
+            stats[field] = (np.asarray(means), np.asarray(stds))
+        configs = {
+            n: unique[:, j].astype(np.asarray(self.configs[n]).dtype) for j, n in enumerate(names)
+        }
+        return Aggregate(
+            configs=configs,
+            final_loss_mean=stats["final_loss"][0],
+            final_loss_std=stats["final_loss"][1],
+            final_val_loss_mean=stats["final_val_loss"][0],
+            final_val_loss_std=stats["final_val_loss"][1],
+            diverged=np.bincount(group, weights=~kept, minlength=len(unique)).astype(int),
+            seeds=np.bincount(group, minlength=len(unique)),
         )
 
     def status_counts(self) -> dict[str, int]:

@@ -91,7 +91,11 @@ def _member(problem: Problem, factory, values: dict[str, jax.Array]) -> Problem:
     loss_fn = problem.loss_fn
     member_loss = loss_fn._replace(l2=values["l2"]) if "l2" in values else loss_fn
     optimizer = factory(**{n: v for n, v in values.items() if n not in ("l2", "seed")})
-    return problem._replace(loss_fn=member_loss, optimizer=optimizer)
+    key = problem.key
+    if "seed" in values and key is not None:
+        # Each seed has its own data order (and loss keys): fold_in(key, seed).
+        key = jax.random.fold_in(key, values["seed"])
+    return problem._replace(loss_fn=member_loss, optimizer=optimizer, key=key)
 
 
 def _check_factory(
@@ -209,7 +213,11 @@ def sweep(
             ``jgd.fit``, applied to every member (all members see the same
             mini-batch order for a given key).
         seeds: train each configuration from this many initialisations
-            ``params(key_i)``; adds a ``"seed"`` entry to ``configs``.
+            ``params(key_i)`` and, with mini-batches, data orders: seed ``s``
+            shuffles (and draws loss keys) with ``jax.random.fold_in(key, s)``,
+            so a member equals a solo ``fit`` with that key. Adds a ``"seed"``
+            entry to ``configs``; ``SweepResult.aggregate()`` gives mean ± std
+            over seeds.
         record_params, progress: as in ``jgd.fit``; the bar shows the best and
             median current loss and how many members are still running.
         checkpoint, checkpoint_every, resume: as in ``jgd.fit``, for the whole

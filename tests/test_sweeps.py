@@ -321,3 +321,71 @@ def test_the_stability_bound_is_reported_for_plain_gd_only_and_per_l2():
         expected = 2 / np.linalg.eigvalsh(hessian)[-1]
         np.testing.assert_allclose(ridge.lr_bounds[i], expected, rtol=1e-4)
     assert ridge.lr_bound == pytest.approx(float(np.min(ridge.lr_bounds)))
+
+
+def test_seeds_vary_the_data_order_and_members_equal_solo_fits_with_their_key():
+    model = jgd.models.mlp([3, 4, 1])
+    loss_fn = jgd.objective(model)
+    key = jax.random.key(7)
+    swept = jgd.sweep(
+        loss_fn,
+        model.init,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.05, 0.1]},
+        epochs=4,
+        batch_size=16,
+        key=key,
+        seeds=3,
+        val_data=VAL,
+    )
+    init_keys = jax.random.split(jax.random.fold_in(key, 0x5EED), 3)
+    for i in range(swept.n_members):
+        config = swept.config(i)
+        seed = config["seed"]
+        solo = jgd.fit(
+            loss_fn,
+            model.init(init_keys[seed]),
+            DATA,
+            optimizer=jgd.gd(config["learning_rate"]),
+            epochs=4,
+            batch_size=16,
+            key=jax.random.fold_in(key, seed),
+            val_data=VAL,
+        )
+        np.testing.assert_allclose(swept.member(i).history.loss, solo.history.loss, rtol=1e-5)
+    # Same init, different data order: the seeds' first-epoch losses differ.
+    first = np.asarray(swept.history.loss)[:3, 0]
+    assert len(set(first.tolist())) == 3
+
+
+def test_aggregate_records_and_dataframe_against_numpy():
+    model = jgd.models.mlp([3, 4, 1])
+    swept = jgd.sweep(
+        jgd.objective(model),
+        model.init,
+        DATA,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.05, 0.1, 50.0]},
+        epochs=5,
+        seeds=3,
+        val_data=VAL,
+        key=jax.random.key(1),
+    )
+    summary = swept.aggregate()
+    assert summary.configs["learning_rate"].tolist() == [0.05, 0.1, 50.0]
+    assert summary.seeds.tolist() == [3, 3, 3]
+    rates = np.asarray(swept.configs["learning_rate"])
+    for j, rate in enumerate(summary.configs["learning_rate"]):
+        chosen = (rates == rate) & (np.asarray(swept.status) != jgd.Status.DIVERGED)
+        values = np.asarray(swept.final_val_loss, np.float64)[chosen]
+        values = values[np.isfinite(values)]
+        if values.size:
+            np.testing.assert_allclose(summary.final_val_loss_mean[j], values.mean(), rtol=1e-6)
+            np.testing.assert_allclose(summary.final_val_loss_std[j], values.std(), rtol=1e-5)
+        assert summary.diverged[j] == 3 - chosen.sum()
+    records = swept.records()
+    assert len(records) == 9 and records[4]["learning_rate"] == rates[4]
+    assert records[4]["final_val_loss"] == pytest.approx(float(swept.final_val_loss[4]))
+    frame = swept.to_dataframe()
+    assert list(frame["status"]) == [r["status"] for r in records]
