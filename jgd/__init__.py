@@ -14,6 +14,7 @@ from jgd import (
     metrics,
     models,
     problems,
+    schedules,
 )
 from jgd.curvature import lr_bound
 from jgd.data import Dataset
@@ -50,5 +51,6 @@ __all__ = [
     "objective",
     "problems",
     "save",
+    "schedules",
     "sweep",
 ]
