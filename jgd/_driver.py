@@ -118,7 +118,7 @@ def drive(program: Program, options: RunOptions) -> Any:
         if not program.running(state):
             return program.finish(state)
     stops = _stops(options, done)
-    bar = None
+    bar, compiled = None, False
     if options.progress:
         first = options.first_epoch
         bar = _progress.bar(options.epochs - first, options.description, initial=done - first)
@@ -133,8 +133,12 @@ def drive(program: Program, options: RunOptions) -> Any:
             if options.checkpoint is not None:
                 checkpoints.save_state(options.checkpoint, state, print_)
             if bar is not None:
+                postfix = program.postfix(state)  # reads the state: the chunk has finished
                 bar.update(done - options.first_epoch - bar.n)
-                bar.set_postfix(**program.postfix(state))
+                bar.set_postfix(**postfix)
+                if not compiled:
+                    _progress.compiled(bar, options.description)
+                    compiled = True
             if done < options.epochs and not program.running(state):
                 break
     finally:

@@ -142,9 +142,8 @@ def state_axes(config: Config) -> State:
     """vmap axes of a sweep's state: the loop counter stays shared when it can."""
     shared = not (config.use_tol or config.patience is not None)
     fields = {name: 0 for name in State._fields}
-    fields["first_epoch"] = None
     if shared:
-        fields["epoch"] = None
+        fields["epoch"] = fields["first_epoch"] = None
     return State(**fields)
 
 

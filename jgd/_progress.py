@@ -46,9 +46,28 @@ def bar(total: int, description: str, initial: int = 0) -> Any:
         raise ImportError(
             "progress=True needs tqdm: pip install 'jgd[progress]' (or pip install tqdm)."
         ) from None
+    # smoothing=0: the rate is the average since the clock last started (see ``compiled``).
     return tqdm(
-        total=total, initial=initial, desc=description, unit="epoch", dynamic_ncols=True, leave=True
+        total=total,
+        initial=initial,
+        desc=f"{description} (compiling)",
+        unit="epoch",
+        dynamic_ncols=True,
+        leave=True,
+        smoothing=0,
     )
+
+
+def compiled(progress_bar: Any, description: str) -> None:
+    """After the first chunk (which also compiled the program): restart the bar's clock.
+
+    The rate, and so the ETA, then come from run time only: a 4 s run no
+    longer shows an ETA of minutes because its first chunk waited for XLA.
+    """
+    progress_bar.set_description(description, refresh=False)
+    progress_bar.initial = progress_bar.n
+    progress_bar.start_t = progress_bar._time()
+    progress_bar.refresh()
 
 
 def chunks(epochs: int, start: int = 0) -> Iterator[int]:

@@ -73,8 +73,7 @@ def _program(problem: Problem, start: Start, config: Config, checkpoint: Any) ->
     arrays, static = _filtering.partition((problem, start))
 
     def postfix(state: State) -> dict[str, str]:
-        loss = jax.device_get(state.prev_loss)
-        return {"loss": f"{float(loss):.4g}"}
+        return _bar_postfix(state, config.record_every)
 
     def fingerprint(state: State) -> dict[str, Any]:
         from jgd import checkpoint as checkpoints
@@ -101,6 +100,27 @@ def _program(problem: Problem, start: Start, config: Config, checkpoint: Any) ->
         postfix=postfix,
         fingerprint=fingerprint,
     )
+
+
+@functools.partial(jax.jit, static_argnames=("record_every",))
+def _bar_values(state: State, record_every: int) -> dict[str, jax.Array]:
+    """The latest and best training and validation values, for the progress bar."""
+    history = state.history
+    slot = jnp.maximum(state.epoch - state.first_epoch - 1, 0) // record_every
+    values = {"loss": history.loss[slot], "best": jnp.nanmin(history.loss)}
+    if history.val_loss is not None:
+        values["val_loss"] = history.val_loss[slot]
+        values["best_val"] = jnp.nanmin(history.val_loss)
+    for name, trace in (history.val_metrics or history.metrics or {}).items():
+        prefix = "val_" if history.val_metrics is not None else ""
+        values[f"{prefix}{name}"] = trace[slot]
+        break  # one metric: the first
+    return values
+
+
+def _bar_postfix(state: State, record_every: int) -> dict[str, str]:
+    values = jax.device_get(_bar_values(state, record_every))
+    return {name: f"{float(value):.4g}" for name, value in values.items()}
 
 
 def _placed(problem: Problem, start: Start, config: Config, mesh: Any):

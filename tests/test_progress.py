@@ -118,3 +118,25 @@ def test_record_params_keeps_the_path():
     np.testing.assert_allclose(
         swept.member(0).history.params["w"][-1], result.params["w"], rtol=1e-6
     )
+
+
+def test_the_bar_shows_compiling_then_run_time_rates_and_validation_values(capsys):
+    data = regression_problem(n=40, d=2)
+    loss_fn = jgd.objective(jgd.models.linear(2))
+    model = jgd.models.linear(2)
+    jgd.fit(
+        loss_fn,
+        loss_fn.model.init(None),
+        data,
+        optimizer=jgd.gd(0.1),
+        epochs=300,
+        val_data=data,
+        metrics={"r2": jgd.metrics.r2(model)},
+        progress=True,
+    )
+    screen = capsys.readouterr().err.replace("\r", "\n")
+    lines = [line for line in screen.splitlines() if "jgd.fit" in line]
+    assert "jgd.fit (compiling)" in lines[0]
+    assert "(compiling)" not in lines[-1] and "300/300" in lines[-1]
+    assert "val_loss=" in lines[-1] and "val_r2=" in lines[-1] and "best=" in lines[-1]
+    assert "status" not in screen and "MAX_EPOCHS" not in screen
