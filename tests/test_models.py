@@ -63,7 +63,8 @@ def test_mlp_init_depends_on_key():
         (lambda: jgd.models.linear(0), ">= 1"),
         (lambda: jgd.models.linear(2, init="ones"), "init must be"),
         (lambda: jgd.models.mlp([3]), "input and an output"),
-        (lambda: jgd.models.mlp([3, 4, 2]), "must be 1"),
+        (lambda: jgd.models.linear(3, n_outputs=0), "n_outputs must be >= 1"),
+        (lambda: jgd.models.softmax(3, 1), "n_classes must be >= 2"),
         (lambda: jgd.models.mlp([3, 1]).init(None), "PRNG key"),
     ],
 )
