@@ -31,14 +31,15 @@ for n in (64, 61):  # 61 rows: a short last shard
         }
 # The program really is data-parallel: rows sharded, gradients all-reduced.
 from jgd import _filtering, _sharding, _validate, training
-from jgd._engine import Problem
+from jgd._engine import Problem, Start
 data = regression_problem(n=64, d=3)
 placed = jgd.data.shard(data, jgd.distributed.data_mesh("auto"))
 out["shard_rows"] = sorted({s.data.shape[0] for s in placed.X.addressable_shards})
 checked = _validate.prepare(loss, placed, epochs=3, batch_size=None, key=None,
     val_data=None, tol=None, patience=None, record_every=1)
 problem = Problem(checked.loss_fn, jgd.gd(0.1), checked.data, None, None, None)
-problem, start, cfg = training._placed(problem, loss.model.init(None), checked.config, "auto")
+start = Start(loss.model.init(None))
+problem, start, cfg = training._placed(problem, start, checked.config, "auto")
 arrays, static = _filtering.partition((problem, start))
 state = training._fit_start(arrays, static, cfg)
 hlo = training._fit_advance.lower(arrays, static, cfg, state, 3).compile().as_text()
