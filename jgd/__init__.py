@@ -22,7 +22,7 @@ from jgd.exact import least_squares
 from jgd.losses import objective
 from jgd.optimizers import gd, momentum, nesterov
 from jgd.serialization import load, save
-from jgd.sweeps import SweepResult, sweep
+from jgd.sweeps import Halving, SweepResult, sweep
 from jgd.training import FitResult, History, Status, fit
 
 __version__ = "0.1.0"
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Dataset",
     "FitResult",
+    "Halving",
     "History",
     "Status",
     "SweepResult",

@@ -37,6 +37,9 @@ class Status(enum.IntEnum):
     #: with ``patience``: the monitored validation value became NaN/inf (the
     #: training itself was finite); the run stops there, see ``FitResult.message``
     VALIDATION_NONFINITE = 4
+    #: a sweep member stopped by successive halving (``jgd.Halving``): it ranked below the
+    #: survivors at the end of a rung; its results are those at its last rung
+    ELIMINATED = 5
 
     def __str__(self) -> str:
         return self.name

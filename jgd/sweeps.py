@@ -14,7 +14,7 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +43,24 @@ from jgd.losses import Objective
 from jgd.models import for_batched_params
 from jgd.results import Best, Status, SweepResult
 
-__all__ = ["Best", "SweepResult", "sweep"]
+__all__ = ["Best", "Halving", "SweepResult", "sweep"]
+
+
+class Halving(NamedTuple):
+    """Successive halving inside one sweep (Hyperband's inner loop).
+
+    Every configuration trains for ``min_epochs``; the best ``1 / eta`` of
+    them (by final validation loss, or training loss without ``val_data``;
+    diverged members last) train ``eta`` times longer, and so on until
+    ``epochs`` or one configuration is left. Between rungs the survivors are
+    compacted into a smaller batch, so compute follows the live members; each
+    rung compiles once (its epoch count and member count are its own).
+    Eliminated members keep their results and history up to elimination, with
+    ``Status.ELIMINATED``.
+    """
+
+    eta: int = 3
+    min_epochs: int = 1
 
 
 def _plain_gd_factories() -> tuple[Any, ...]:
@@ -195,6 +212,7 @@ def sweep(
     monitor: str = "val_loss",
     mode: str = "min",
     stability_bound: bool = True,
+    halving: Halving | None = None,
 ) -> SweepResult:
     """Train every configuration of a hyperparameter grid at once with ``jax.vmap``.
 
@@ -230,6 +248,8 @@ def sweep(
             ``l2`` in ``lr_bounds``). ``False`` skips it (a few seconds on big
             models); other optimizers (Adam, ...) never get it: 2/L says
             nothing about them.
+        halving: a ``jgd.Halving(eta, min_epochs)`` to run successive halving
+            (no checkpoints, meshes or progress bar with it).
         mesh: a ``jax.sharding.Mesh``: members are sharded over its
             ``"members"`` axis and data rows over its ``"data"`` axis (a 2-D
             mesh does both). Without one, members are sharded over every
@@ -304,7 +324,12 @@ def sweep(
         long=_progress.long_run(config.epochs, rows, values_per_row, _size(start) * members),
     )
     call = (arrays, static, optimizer, seeded, config)
-    outcome, final_loss, final_val = drive(_program(call, problem, configs), options)
+    if halving is not None:
+        _check_halving(halving, checkpoint, mesh)
+        rungs = _Rungs(problem, start, configs, seeded, config, optimizer)
+        outcome, final_loss, final_val = _run_halving(rungs, halving)
+    else:
+        outcome, final_loss, final_val = drive(_program(call, problem, configs), options)
     if padded != members:
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)
@@ -327,6 +352,108 @@ def sweep(
         lr_bound=None if bounds is None else float(np.min(bounds)),
         lr_bounds=bounds,
     )
+
+
+def _check_halving(halving: Any, checkpoint: Any, mesh: Any) -> None:
+    if not isinstance(halving, Halving):
+        raise TypeError(f"halving must be a jgd.Halving(eta, min_epochs), got {halving!r}.")
+    eta = check_positive_int(halving.eta, "halving.eta", minimum=2)
+    check_positive_int(halving.min_epochs, "halving.min_epochs")
+    del eta
+    if checkpoint is not None or mesh is not None:
+        raise ValueError("halving runs on one device without checkpoints; drop checkpoint/mesh.")
+
+
+class _Rungs(NamedTuple):
+    """What every rung of a halving sweep shares."""
+
+    problem: Problem
+    start: Any
+    configs: dict[str, np.ndarray]
+    seeded: bool
+    config: Config
+    factory: Any
+
+
+def _members(tree: Any, axes: Any, rows: Any) -> Any:
+    """The members ``rows`` of ``tree``; ``axes`` (a prefix: 0 or None per part) says which
+    parts have a member axis (a sweep's shared loop counter has none)."""
+
+    def pick(axis: Any, part: Any) -> Any:
+        if axis is None or part is None:
+            return part
+        return jax.tree.map(lambda leaf: jnp.take(leaf, rows, axis=0), part)
+
+    return jax.tree.map(pick, axes, tree, is_leaf=lambda x: x is None)
+
+
+def _grow_history(history: Any, records: int) -> Any:
+    """History buffers (members, R, ...) padded to ``records`` slots (NaN, epoch 0)."""
+
+    def grow(buffer: jax.Array) -> jax.Array:
+        extra = records - buffer.shape[1]
+        fill = 0 if jnp.issubdtype(buffer.dtype, jnp.integer) else jnp.nan
+        widths = [(0, 0), (0, extra)] + [(0, 0)] * (buffer.ndim - 2)
+        return jnp.pad(buffer, widths, constant_values=fill)
+
+    return jax.tree.map(grow, history)
+
+
+def _rung(rungs: _Rungs, alive: np.ndarray, end: int, state: Any):
+    """Train the ``alive`` members to epoch ``end``; returns (state, outcome, losses)."""
+    configs = {n: v[alive] for n, v in rungs.configs.items()}
+    start = _members(rungs.start, 0, alive) if rungs.seeded else rungs.start
+    config = rungs.config._replace(epochs=end)
+    arrays, static, config, _ = _placed(rungs.problem, start, configs, rungs.seeded, config, None)
+    call = (arrays, static, rungs.factory, rungs.seeded, config)
+    if state is None:
+        state = _sweep_start(*call)
+    else:
+        records = -(-end // config.record_every)
+        state = state._replace(history=_grow_history(state.history, records))
+    state = _sweep_advance(*call, state, np.int32(end))
+    return state, *_sweep_finish(*call, state)
+
+
+def _run_halving(rungs: _Rungs, halving: Halving):
+    """Successive halving: rung by rung, the best 1/eta of the live members go on."""
+    members = len(next(iter(rungs.configs.values())))
+    alive, end, state = np.arange(members), halving.min_epochs, None
+    pieces = []  # (member indices, outcome, final loss, final val) at their last rung
+    axes = state_axes(rungs.config)
+    while True:
+        end = min(end, rungs.config.epochs)
+        state, outcome, final_loss, final_val = _rung(rungs, alive, end, state)
+        if end >= rungs.config.epochs or len(alive) <= 1:
+            pieces.append((alive, outcome, final_loss, final_val))
+            break
+        scores = np.asarray(final_val if rungs.problem.val_data is not None else final_loss, float)
+        if rungs.config.maximize and rungs.config.monitor != "val_loss":
+            scores = -scores
+        scores[~np.isfinite(scores) | (np.asarray(outcome.status) == Status.DIVERGED)] = np.inf
+        order = np.argsort(scores, kind="stable")
+        keep = np.sort(order[: -(-len(alive) // halving.eta)])
+        gone = np.sort(order[-(-len(alive) // halving.eta) :])
+        eliminated = outcome._replace(
+            status=jnp.where(
+                outcome.status == Status.MAX_EPOCHS, Status.ELIMINATED, outcome.status
+            ).astype(jnp.int32)
+        )
+        pieces.append((alive[gone], *_members((eliminated, final_loss, final_val), 0, gone)))
+        state = _members(state, axes, keep)
+        alive, end = alive[keep], end * halving.eta
+    return _merge(pieces, members, -(-rungs.config.epochs // rungs.config.record_every))
+
+
+def _merge(pieces: list, members: int, records: int):
+    """One (outcome, final loss, final val) for all members from the rungs' pieces."""
+    order = np.argsort(np.concatenate([rows for rows, *_ in pieces]))
+    parts = []
+    for _, outcome, final_loss, final_val in pieces:
+        outcome = outcome._replace(history=_grow_history(outcome.history, records))
+        parts.append((outcome, final_loss, final_val))
+    merged = jax.tree.map(lambda *leaves: jnp.concatenate(leaves)[order], *parts)
+    return merged
 
 
 def _bounds(loss_fn: Any, params: Any, data: Any, configs: dict[str, np.ndarray]):

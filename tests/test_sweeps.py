@@ -389,3 +389,42 @@ def test_aggregate_records_and_dataframe_against_numpy():
     assert records[4]["final_val_loss"] == pytest.approx(float(swept.final_val_loss[4]))
     frame = swept.to_dataframe()
     assert list(frame["status"]) == [r["status"] for r in records]
+
+
+def test_halving_survivors_are_the_full_grids_top_members_at_every_rung():
+    model = jgd.models.mlp([3, 6, 1])
+    loss_fn = jgd.objective(model)
+    kwargs = dict(
+        optimizer=jgd.momentum,
+        grid={"learning_rate": jnp.geomspace(1e-3, 0.5, 12)},
+        epochs=12,
+        val_data=VAL,
+        batch_size=16,
+        key=jax.random.key(0),
+    )
+    start = model.init(jax.random.key(1))
+    full = jgd.sweep(loss_fn, start, DATA, **kwargs)
+    halved = jgd.sweep(loss_fn, start, DATA, halving=jgd.Halving(eta=2, min_epochs=3), **kwargs)
+    stop = np.asarray(halved.stop_epoch)
+    val = np.asarray(full.history.val_loss)
+    alive = np.arange(12)
+    for end in (3, 6):  # rungs end at 3, 6 and 12 epochs; each keeps the better half
+        ranked = alive[np.argsort(val[alive, end - 1], kind="stable")]
+        survivors = np.sort(ranked[: len(alive) // 2])
+        assert np.all(stop[np.setdiff1d(alive, survivors)] == end)
+        alive = survivors
+    assert np.all(stop[alive] == 12) and len(alive) == 3
+    status = np.asarray(halved.status)
+    assert np.all(status[alive] == jgd.Status.MAX_EPOCHS)
+    assert np.sum(status == jgd.Status.ELIMINATED) == 9
+    # Compaction changes no member's result: histories up to elimination and survivors' params.
+    for i in range(12):
+        kept = int(stop[i])
+        np.testing.assert_allclose(halved.member(i).history.val_loss, val[i, :kept], rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(halved.params[0]["w"])[alive],
+        np.asarray(full.params[0]["w"])[alive],
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    assert halved.best().index in alive
