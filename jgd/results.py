@@ -202,6 +202,8 @@ class SweepResult(NamedTuple):
             the grid sweeps ``learning_rate`` of jgd's gd/momentum/nesterov
             (the smallest over the members' ``l2``), else None.
         lr_bounds: (M,) each member's bound with its own ``l2``, or None.
+        programs: how many programs the sweep compiled: one per combination of
+            static axes (``batch_size``, ``epochs``, a dict of optimizers).
     """
 
     configs: dict[str, np.ndarray]
@@ -215,6 +217,7 @@ class SweepResult(NamedTuple):
     diverged_at: jax.Array
     lr_bound: float | None
     lr_bounds: np.ndarray | None = None
+    programs: int = 1
 
     @property
     def n_members(self) -> int:
@@ -258,9 +261,12 @@ class SweepResult(NamedTuple):
         index %= self.n_members
         take = functools.partial(jax.tree.map, lambda a: a[index])
         scalars = np.asarray(self.status), np.asarray(self.stop_epoch), np.asarray(self.diverged_at)
+        # Static optimizer axes of different kinds keep one optimizer state per member.
+        opt_state = self.opt_state
+        opt_state = opt_state[index] if isinstance(opt_state, list) else take(opt_state)
         return fit_result(
             take(self.params),
-            take(self.opt_state),
+            opt_state,
             take(self.history),
             *(int(a[index]) for a in scalars),
         )
@@ -309,9 +315,9 @@ class SweepResult(NamedTuple):
     def aggregate(self) -> Aggregate:
         """Mean and standard deviation over seeds for each configuration (see ``Aggregate``)."""
         names = [n for n in self.configs if n != "seed"]
-        rows = np.stack([np.asarray(self.configs[n], float) for n in names], axis=1)
-        unique, group = np.unique(rows, axis=0, return_inverse=True)
-        group = np.asarray(group).reshape(-1)
+        rows = list(zip(*(np.asarray(self.configs[n]).tolist() for n in names)))
+        unique = sorted(set(rows))
+        group = np.asarray([unique.index(row) for row in rows])
         kept = np.asarray(self.status) != Status.DIVERGED
         stats = {}
         for field in ("final_loss", "final_val_loss"):
@@ -324,7 +330,8 @@ class SweepResult(NamedTuple):
                 stds.append(finite.std() if finite.size else np.nan)
             stats[field] = (np.asarray(means), np.asarray(stds))
         configs = {
-            n: unique[:, j].astype(np.asarray(self.configs[n]).dtype) for j, n in enumerate(names)
+            n: np.asarray([row[j] for row in unique], np.asarray(self.configs[n]).dtype)
+            for j, n in enumerate(names)
         }
         return Aggregate(
             configs=configs,
@@ -353,7 +360,7 @@ class SweepResult(NamedTuple):
         headers += ["status", "epochs"]
         rows = []
         for rank, i in enumerate(shown, 1):
-            row = [rank, int(i), *(float(np.asarray(self.configs[n])[i]) for n in names)]
+            row = [rank, int(i), *self.config(int(i)).values()]
             row.append(float(self.final_loss[i]))
             if has_val:
                 row.append(float(self.final_val_loss[i]))

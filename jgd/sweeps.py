@@ -250,6 +250,13 @@ def sweep(
             nothing about them.
         halving: a ``jgd.Halving(eta, min_epochs)`` to run successive halving
             (no checkpoints, meshes or progress bar with it).
+
+    Static axes: ``grid`` entries ``"batch_size"`` and ``"epochs"``, and
+    ``optimizer`` given as a dict ``{name: factory}`` (an ``"optimizer"``
+    column), change the program itself. The sweep runs one compiled program
+    per combination of their values and merges the results into one
+    ``SweepResult`` (``result.programs`` counts the programs); the other axes
+    are traced as usual.
         mesh: a ``jax.sharding.Mesh``: members are sharded over its
             ``"members"`` axis and data rows over its ``"data"`` axis (a 2-D
             mesh does both). Without one, members are sharded over every
@@ -269,6 +276,17 @@ def sweep(
         >>> [s.name for s in map(jgd.Status, result.status.tolist())]
         ['MAX_EPOCHS', 'MAX_EPOCHS', 'DIVERGED']
     """
+    static = _static_axes(grid, optimizer)
+    if static:
+        if checkpoint is not None or halving is not None:
+            raise ValueError(
+                "static grid axes (batch_size, epochs, a dict of optimizers) run one program per "
+                "combination: use them without checkpoint= or halving=."
+            )
+        arguments = {**locals()}
+        for name in ("static", "grid", "optimizer", "batch_size", "epochs"):
+            arguments.pop(name)
+        return _static_sweep(static, grid, optimizer, batch_size, epochs, arguments)
     if not callable(optimizer):
         raise TypeError(
             "optimizer must be a factory called with the grid's values, e.g. jgd.gd or "
@@ -351,6 +369,90 @@ def sweep(
         diverged_at=outcome.diverged_at,
         lr_bound=None if bounds is None else float(np.min(bounds)),
         lr_bounds=bounds,
+    )
+
+
+#: Grid names that change the program (not traced): one compiled program per value.
+_STATIC_NAMES = ("batch_size", "epochs")
+
+
+def _static_axes(grid: Any, optimizer: Any) -> dict[str, list[Any]]:
+    """The grid's static axes: batch_size/epochs entries, and a dict of optimizer factories."""
+    static = {}
+    if isinstance(grid, Mapping):
+        for name in _STATIC_NAMES:
+            if name in grid:
+                values = np.atleast_1d(np.asarray(grid[name])).tolist()
+                static[name] = [None if v is None else check_positive_int(v, name) for v in values]
+    if isinstance(optimizer, Mapping):
+        if not optimizer or not all(
+            isinstance(k, str) and callable(f) for k, f in optimizer.items()
+        ):
+            raise TypeError(
+                "a dict optimizer maps names to factories, e.g. {'sgd': jgd.gd, 'adam': "
+                "lambda learning_rate: optax.adam(learning_rate)}."
+            )
+        static["optimizer"] = list(optimizer)
+    return static
+
+
+def _static_sweep(static, grid, optimizer, batch_size, epochs, arguments) -> SweepResult:
+    """One sweep per combination of static values, merged into one ``SweepResult``."""
+    traced = {n: v for n, v in grid.items() if n not in static}
+    if not traced:
+        raise ValueError(
+            "grid needs at least one traced axis (a number swept inside the program, e.g. "
+            "learning_rate) beside its static axes."
+        )
+    results, columns = [], []
+    for values in itertools.product(*static.values()):
+        chosen = dict(zip(static, values))
+        factory = optimizer[chosen["optimizer"]] if "optimizer" in chosen else optimizer
+        result = sweep(
+            **arguments,
+            grid=traced,
+            optimizer=factory,
+            batch_size=chosen.get("batch_size", batch_size),
+            epochs=chosen.get("epochs", epochs),
+        )
+        results.append(result)
+        columns.append(chosen)
+    return _merge_results(results, columns)
+
+
+def _merge_results(results: list[SweepResult], columns: list[dict[str, Any]]) -> SweepResult:
+    """Sweeps of the same grid under different static values, as one result."""
+    configs = {}
+    for name in columns[0]:
+        configs[name] = np.concatenate(
+            [np.full(r.n_members, c[name]) for r, c in zip(results, columns)]
+        )
+    for name in results[0].configs:
+        configs[name] = np.concatenate([np.asarray(r.configs[name]) for r in results])
+    records = max(r.history.epoch.shape[1] for r in results)
+    histories = [_grow_history(r.history, records) for r in results]
+    structures = {jax.tree.structure(r.opt_state) for r in results}
+    if len(structures) == 1:
+        opt_state = jax.tree.map(lambda *a: jnp.concatenate(a), *(r.opt_state for r in results))
+    else:  # different optimizers: one state per member
+        opt_state = [r.member(i).opt_state for r in results for i in range(r.n_members)]
+    stacked = jax.tree.map(
+        lambda *a: jnp.concatenate(a),
+        *[
+            (r.params, h, r.final_loss, r.final_val_loss, r.status, r.stop_epoch, r.diverged_at)
+            for r, h in zip(results, histories)
+        ],
+    )
+    bounds = [r.lr_bounds for r in results]
+    lr_bounds = np.concatenate(bounds) if all(b is not None for b in bounds) else None
+    return SweepResult(
+        configs,
+        stacked[0],
+        opt_state,
+        *stacked[1:],
+        lr_bound=None if lr_bounds is None else float(np.min(lr_bounds)),
+        lr_bounds=lr_bounds,
+        programs=len(results),
     )
 
 

@@ -428,3 +428,51 @@ def test_halving_survivors_are_the_full_grids_top_members_at_every_rung():
         atol=1e-6,
     )
     assert halved.best().index in alive
+
+
+def test_static_axes_run_one_program_each_and_equal_separate_sweeps():
+    rates = {"learning_rate": [0.01, 0.05]}
+    optimizers = {"gd": jgd.gd, "adam": lambda learning_rate: optax.adam(learning_rate)}
+    kwargs = dict(key=jax.random.key(3), val_data=VAL)
+    merged = jgd.sweep(
+        LOSS,
+        START,
+        DATA,
+        optimizer=optimizers,
+        epochs=6,
+        grid={**rates, "batch_size": [8, 16], "epochs": [6, 3]},
+        **kwargs,
+    )
+    assert merged.programs == 8 and merged.n_members == 16
+    assert set(merged.configs) == {"batch_size", "epochs", "optimizer", "learning_rate"}
+    for batch_size, name in ((8, "adam"), (16, "gd")):
+        separate = jgd.sweep(
+            LOSS,
+            START,
+            DATA,
+            optimizer=optimizers[name],
+            grid=rates,
+            batch_size=batch_size,
+            epochs=3,
+            **kwargs,
+        )
+        for position, rate in enumerate(rates["learning_rate"]):
+            wanted = {
+                "batch_size": batch_size,
+                "epochs": 3,
+                "optimizer": name,
+                "learning_rate": rate,
+            }
+            i = [merged.config(j) for j in range(16)].index(wanted)
+            member, alone = merged.member(i), separate.member(position)
+            np.testing.assert_allclose(member.history.loss, alone.history.loss, rtol=1e-6)
+            np.testing.assert_allclose(member.params["w"], alone.params["w"], rtol=1e-6, atol=1e-7)
+            assert member.epochs_run == 3 and len(member.history.loss) == 3
+    # The bigger batch takes fewer steps: Adam's count says so.
+    counts = {
+        merged.config(i)["batch_size"]: int(merged.member(i).opt_state[0].count)
+        for i in range(16)
+        if merged.config(i)["optimizer"] == "adam" and merged.config(i)["epochs"] == 6
+    }
+    assert counts == {8: 6 * 6, 16: 6 * 3}
+    assert "optimizer" in merged.table()
