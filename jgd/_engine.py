@@ -575,7 +575,29 @@ def advance_until(problem: Problem, config: Config, state: State, stop_at: jax.A
         going = s.epoch < jnp.minimum(stop_at, s.first_epoch + config.epochs)
         return going & (s.status == Status.MAX_EPOCHS) if stop_when_stopped else going
 
-    return lax.while_loop(cond, body, state)
+    state = lax.while_loop(cond, body, state)
+    return state if config.batched else _check_final_loss(problem, config, state)
+
+
+def _check_final_loss(problem: Problem, config: Config, state: State) -> State:
+    """A run that ended on its epoch count with finite params whose loss is NaN/inf diverged.
+
+    Each epoch checks the loss at the params it started from, so the last
+    update's overflow would otherwise go unseen (status MAX_EPOCHS, loss inf
+    at the returned params). Runs once, after the last epoch.
+    """
+    ended = (state.epoch >= state.first_epoch + config.epochs) & (
+        (state.status == Status.MAX_EPOCHS) | (state.status == Status.CONVERGED)
+    )
+
+    def check(s: State) -> State:
+        bad = ~jnp.isfinite(evaluate(problem, config, s.params, problem.data))
+        return s._replace(
+            status=jnp.where(bad, Status.DIVERGED, s.status).astype(jnp.int32),
+            diverged_at=jnp.where(bad, s.epoch, s.diverged_at),
+        )
+
+    return lax.cond(ended, check, lambda s: s, state)
 
 
 def finish(state: State, config: Config) -> Outcome:

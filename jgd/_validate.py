@@ -128,6 +128,50 @@ def _check_scalar_hyperparameters(optimizer: Any) -> None:
             )
 
 
+_UPHILL_CHECKED: dict[Any, bool] = {}
+
+
+def warn_if_uphill(optimizer: Any, params: Any) -> None:
+    """Warn when an optimizer's first update climbs the gradient (a negative learning rate).
+
+    ``optax.adam(-0.05)`` is a valid optax object that trains uphill. One
+    eager probe per optimizer (remembered by its content): the update for a
+    gradient of ones at ``params``; a positive dot product with the gradient
+    means ascent. Transforms that need extra arguments (line searches) fail the
+    probe and are skipped.
+    """
+    from jgd import _filtering
+    from jgd._engine import OptimizerFactory
+
+    if isinstance(optimizer, OptimizerFactory):
+        return
+    arrays, static = _filtering.partition(optimizer)
+    key = (static, tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(params)))
+    try:
+        hash(key)
+    except TypeError:
+        return
+    if key in _UPHILL_CHECKED or arrays:  # jgd's own optimizers validate their rates
+        return
+    grads = jax.tree.map(jnp.ones_like, params)
+    try:
+        updates, _ = optimizer.update(grads, optimizer.init(params), params)
+        ascent = float(
+            sum(jnp.vdot(u, g) for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads)))
+        )
+    except Exception:  # an optimizer the probe cannot drive: nothing to say
+        return
+    _UPHILL_CHECKED[key] = ascent > 0
+    if ascent > 0:
+        warnings.warn(
+            "jgd: the optimizer's first update points along the gradient, so it would "
+            "increase the loss: is its learning rate negative (e.g. optax.adam(-0.05))? "
+            "optax expects a positive learning rate.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def check_warm_start(warm_start: Any, params: Any, optimizer: Any) -> Any:
     """Where a run starts: fresh ``params``, or a previous ``FitResult`` to continue."""
     from jgd._engine import OptimizerFactory, Start

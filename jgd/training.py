@@ -37,7 +37,7 @@ from jgd._engine import (
     n_rows,
     with_optimizer,
 )
-from jgd._validate import check_optimizer_argument, check_warm_start, prepare
+from jgd._validate import check_optimizer_argument, check_warm_start, prepare, warn_if_uphill
 from jgd.data import Dataset
 from jgd.results import FitResult, History, Status, fit_result
 
@@ -247,6 +247,7 @@ def fit(
     """
     optimizer = check_optimizer_argument(optimizer, hyperparams)
     start = check_warm_start(warm_start, params, optimizer)
+    warn_if_uphill(optimizer, start.params)
     checked = prepare(
         loss_fn,
         data,

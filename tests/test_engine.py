@@ -386,3 +386,22 @@ def test_history_memory_is_capped_with_a_stated_rule():
     assert result.status is jgd.Status.CONVERGED
     assert result.history.epoch.tolist()[:-1] == list(range(3, result.epochs_run, 3))
     assert int(result.history.epoch[-1]) == result.epochs_run
+
+
+def test_a_negative_optax_learning_rate_is_warned_about():
+    data = regression_problem(n=8, d=2)
+    loss_fn = jgd.objective(jgd.models.linear(2))
+    with pytest.warns(UserWarning, match="learning rate negative"):
+        jgd.fit(loss_fn, loss_fn.model.init(None), data, optimizer=optax.adam(-0.05), epochs=2)
+
+
+def test_an_overflow_in_the_last_update_is_reported_as_divergence():
+    """The last epoch's update gives finite params whose loss overflows float32."""
+    data = jgd.Dataset(jnp.ones((4, 1)), jnp.zeros(4))
+    loss_fn = jgd.objective(jgd.models.linear(1))
+    start = {"w": jnp.array([1e18]), "b": jnp.array(0.0)}
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = jgd.fit(loss_fn, start, data, optimizer=jgd.gd(10.0), epochs=1)
+    assert np.isfinite(np.asarray(result.params["w"])).all()
+    assert not np.isfinite(float(loss_fn(result.params, data)))
+    assert result.status is jgd.Status.DIVERGED and result.diverged_at == 1
