@@ -175,8 +175,10 @@ def test_divergence_keeps_last_finite_params():
     assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(result.params))
     assert not np.isfinite(result.history.loss[-1])
     before = jgd.fit(LOSS, START, DATA, optimizer=jgd.gd(lr), epochs=result.diverged_at - 1)
-    assert before.status is jgd.Status.MAX_EPOCHS
     np.testing.assert_array_equal(result.params["w"], before.params["w"])
+    # The last finite params have an infinite loss: the shorter run says so too.
+    assert before.status is jgd.Status.DIVERGED
+    assert before.diverged_at == before.epochs_run == result.diverged_at - 1
 
 
 def test_nan_from_user_loss_mid_epoch_keeps_last_finite_params():
