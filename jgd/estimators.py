@@ -119,6 +119,11 @@ class _GDBase(BaseEstimator):
 
     def _fit_arrays(self, X: np.ndarray, y: np.ndarray) -> FitResult:
         warm = self.warm_start and getattr(self, "result_", None) is not None
+        if warm and len(self.x_mean_) != X.shape[1]:
+            raise ValueError(
+                f"warm_start needs the {len(self.x_mean_)} features of the previous fit, "
+                f"X has {X.shape[1]}."
+            )
         if not warm:
             # Standardize inside (the statistics are kept, and reused when warm
             # starting): GD needs well-scaled features. jgd's one rule (float64,
