@@ -72,8 +72,14 @@ def _plain_gd_factories() -> tuple[Any, ...]:
 _PLAIN_GD = _plain_gd_factories()
 
 
+class _Members(dict):
+    """Configurations already expanded, one value per member: a chunk of a larger grid."""
+
+
 def _grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Validate the grid and return its Cartesian product, name -> (M,)."""
+    if isinstance(grid, _Members):
+        return dict(grid)
     if not isinstance(grid, Mapping) or not grid:
         raise ValueError("grid must be a non-empty dict of name -> 1-D array of values.")
     axes = {}
@@ -213,6 +219,7 @@ def sweep(
     mode: str = "min",
     stability_bound: bool = True,
     halving: Halving | None = None,
+    member_chunk: int | None = None,
 ) -> SweepResult:
     """Train every configuration of a hyperparameter grid at once with ``jax.vmap``.
 
@@ -250,6 +257,11 @@ def sweep(
             nothing about them.
         halving: a ``jgd.Halving(eta, min_epochs)`` to run successive halving
             (no checkpoints, meshes or progress bar with it).
+
+    Grids too large for memory run automatically in chunks of members, one
+    program call per chunk (same program), merged into one result;
+    ``member_chunk`` sets the members per chunk (default: from the device's
+    memory, a quarter of it for the sweep's state).
 
     Static axes: ``grid`` entries ``"batch_size"`` and ``"epochs"``, and
     ``optimizer`` given as a dict ``{name: factory}`` (an ``"optimizer"``
@@ -293,6 +305,17 @@ def sweep(
             f"lambda learning_rate: optax.adam(learning_rate); got {optimizer!r}."
         )
     configs = _grid(grid)
+    chunk = _member_chunk(member_chunk, configs, params, data, epochs, record_every, batch_size)
+    if chunk < len(next(iter(configs.values()))):
+        if checkpoint is not None or halving is not None:
+            raise ValueError(
+                f"this grid runs in chunks of {chunk} members (memory); checkpoint= and "
+                "halving= need it in one program: pass member_chunk=None with a smaller grid."
+            )
+        arguments = {**locals()}
+        for name in ("grid", "member_chunk", "chunk", "configs", "static"):
+            arguments.pop(name)
+        return _chunked_sweep(configs, chunk, arguments)
     if "l2" in configs and not isinstance(loss_fn, Objective):
         raise ValueError(
             "grid['l2'] needs a loss built with jgd.objective(model, loss) so l2 can be swept."
@@ -418,6 +441,48 @@ def _static_sweep(static, grid, optimizer, batch_size, epochs, arguments) -> Swe
         results.append(result)
         columns.append(chosen)
     return _merge_results(results, columns)
+
+
+#: The share of device (or host) memory a sweep's per-member state may take.
+_MEMORY_SHARE = 0.25
+
+
+def _memory_bytes() -> int:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _member_chunk(chunk, configs, params, data, epochs, record_every, batch_size) -> int:
+    """Members per program: ``chunk`` if given, else what fits in a share of memory.
+
+    Per member: params, optimizer state and best params (about 5 copies),
+    the history records and one residual per row of a step, in float32/64.
+    """
+    members = len(next(iter(configs.values())))
+    if chunk is not None:
+        return check_positive_int(chunk, "member_chunk")
+    sizes = [np.size(a) for a in jax.tree.leaves(params)] if not callable(params) else [0]
+    rows = max((np.shape(a)[0] for a in jax.tree.leaves(data) if np.ndim(a)), default=1)
+    records = -(-int(epochs) // int(record_every)) if isinstance(epochs, int) else 1
+    step_rows = batch_size if isinstance(batch_size, int) else rows
+    per_member = 8 * (5 * sum(sizes) + 8 * records + step_rows)
+    return max(1, min(members, int(_MEMORY_SHARE * _memory_bytes() // max(per_member, 1))))
+
+
+def _chunked_sweep(configs: dict[str, np.ndarray], chunk: int, arguments: dict) -> SweepResult:
+    members = len(next(iter(configs.values())))
+    results = [
+        sweep(
+            **arguments,
+            grid=_Members({n: v[i : i + chunk] for n, v in configs.items()}),
+            member_chunk=chunk,
+        )
+        for i in range(0, members, chunk)
+    ]
+    merged = _merge_results(results, [{} for _ in results])
+    return merged._replace(programs=len({r.n_members for r in results}))
 
 
 def _merge_results(results: list[SweepResult], columns: list[dict[str, Any]]) -> SweepResult:

@@ -476,3 +476,17 @@ def test_static_axes_run_one_program_each_and_equal_separate_sweeps():
     }
     assert counts == {8: 6 * 6, 16: 6 * 3}
     assert "optimizer" in merged.table()
+
+
+def test_a_grid_in_member_chunks_equals_the_whole_grid():
+    grid = {"learning_rate": [0.01, 0.05, 0.1, 0.2, 0.5], "beta": [0.0, 0.5]}
+    kwargs = dict(optimizer=jgd.momentum, grid=grid, epochs=5, val_data=VAL)
+    whole = jgd.sweep(LOSS, START, DATA, **kwargs)
+    chunked = jgd.sweep(LOSS, START, DATA, member_chunk=4, **kwargs)
+    assert chunked.n_members == whole.n_members == 10 and chunked.programs == 2  # 4, 4 and 2
+    for name in grid:
+        np.testing.assert_array_equal(chunked.configs[name], whole.configs[name])
+    np.testing.assert_allclose(chunked.history.loss, whole.history.loss, rtol=1e-5)
+    np.testing.assert_allclose(chunked.params["w"], whole.params["w"], rtol=1e-5, atol=1e-6)
+    assert chunked.best().index == whole.best().index
+    assert jgd.sweeps._member_chunk(None, whole.configs, START, DATA, 5, 1, None) == 10
