@@ -248,8 +248,16 @@ def loss_surface(
     return _finish(figure, save)
 
 
-def sweep_curve(result: SweepResult, *, save: str | None = None) -> Figure:
-    """Final loss against learning rate (log-log): diverged members marked, 2/L drawn.
+def sweep_curve(
+    result: SweepResult, *, x: str = "learning_rate", y: str | None = None, save: str | None = None
+) -> Figure:
+    """Final validation loss (or training loss) against any grid axis; seeds as a band.
+
+    ``x`` names a grid axis; ``y`` is ``"val_loss"`` (the default when the
+    sweep had ``val_data``, what ``best()`` ranks by) or ``"loss"``. Members
+    that differ only in ``seed`` are drawn as their mean with a ±1 std band;
+    other axes get one line each. Diverged members are marked at the top; for
+    a learning-rate axis the plain-GD bound 2/L is drawn when known.
 
     Example:
         >>> import jax.numpy as jnp, jgd, jgd.plot
@@ -261,32 +269,58 @@ def sweep_curve(result: SweepResult, *, save: str | None = None) -> Figure:
         >>> [len(c.get_offsets()) for c in figure.axes[0].collections]  # finished, diverged
         [2, 1]
     """
-    if "learning_rate" not in result.configs:
-        raise ValueError("sweep_curve needs a sweep over 'learning_rate'.")
-    rates = np.asarray(result.configs["learning_rate"], float)
-    losses = np.asarray(result.final_loss, float)
+    if x not in result.configs:
+        raise ValueError(f"x must be one of the grid's axes {list(result.configs)}, got {x!r}.")
+    has_val = not np.isnan(np.asarray(result.final_val_loss, float)).all()
+    y = y or ("val_loss" if has_val else "loss")
+    if y not in ("loss", "val_loss"):
+        raise ValueError(f"y must be 'loss' or 'val_loss', got {y!r}.")
+    values = np.asarray(result.final_val_loss if y == "val_loss" else result.final_loss, float)
+    xs = np.asarray(result.configs[x])
     diverged = np.asarray(result.status) == Status.DIVERGED
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.add_subplot()
-    finite = np.isfinite(losses) & ~diverged
-    axes.scatter(rates[~diverged], losses[~diverged], s=14, label="finished")
+    _sweep_lines(axes, result, x, xs, np.where(diverged, np.nan, values))
+    finite = np.isfinite(values) & ~diverged
+    axes.scatter(xs[finite], values[finite], s=14, label="finished")
     if diverged.any():
-        top = np.nanmax(losses[finite]) * 10 if finite.any() else 1.0
+        top = np.nanmax(values[finite]) * 10 if finite.any() else 1.0
         axes.scatter(
-            rates[diverged],
+            xs[diverged],
             np.full(diverged.sum(), top),
             marker="x",
             color="tab:red",
             label="diverged",
         )
-    if result.lr_bound is not None and np.isfinite(result.lr_bound):
+    if x == "learning_rate" and result.lr_bound is not None and np.isfinite(result.lr_bound):
         axes.axvline(
             result.lr_bound, color="black", linestyle="--", label=f"2/L = {result.lr_bound:.3g}"
         )
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel("learning rate")
-    axes.set_ylabel("final training loss")
-    axes.set_title("Learning-rate sweep")
-    axes.legend()
+    numeric = np.issubdtype(xs.dtype, np.number)
+    if numeric and np.all(xs > 0) and xs.max() > 10 * xs.min():
+        axes.set_xscale("log")
+    if finite.any() and np.all(values[finite] > 0):
+        axes.set_yscale("log")
+    axes.set_xlabel(x.replace("_", " "))
+    axes.set_ylabel(f"final {'validation' if y == 'val_loss' else 'training'} loss")
+    axes.set_title(f"Sweep over {x.replace('_', ' ')}")
+    axes.legend(fontsize="small")
     return _finish(figure, save)
+
+
+def _sweep_lines(axes: Any, result: SweepResult, x: str, xs: np.ndarray, values: np.ndarray):
+    """One line per combination of the other axes: the mean over seeds, with a ±1 std band."""
+    others = [n for n in result.configs if n not in (x, "seed")]
+    keys = list(zip(*(np.asarray(result.configs[n]).tolist() for n in others))) or [()] * len(xs)
+    for key in sorted(set(keys), key=str)[:8]:  # beyond 8 lines a plot is unreadable
+        chosen = np.asarray([k == key for k in keys])
+        points = sorted(set(xs[chosen].tolist()))
+        stats = [values[chosen & (xs == p)] for p in points]
+        mean = np.asarray([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in stats])
+        std = np.asarray([np.nanstd(v) if np.isfinite(v).any() else np.nan for v in stats])
+        label = ", ".join(
+            f"{n}={v:g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(others, key)
+        )
+        (line,) = axes.plot(points, mean, linewidth=1, label=label or None)
+        if "seed" in result.configs:
+            axes.fill_between(points, mean - std, mean + std, color=line.get_color(), alpha=0.2)

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -112,9 +113,35 @@ def test_sweep_curve_marks_diverged_members_and_the_bound():
     finished, diverged = axes.collections
     assert len(finished.get_offsets()) == 3 and len(diverged.get_offsets()) == 2
     np.testing.assert_allclose(np.asarray(diverged.get_offsets())[:, 0], rates[3:], rtol=1e-6)
-    (bound_line,) = axes.lines
+    curve, bound_line = axes.lines  # the loss through the finished members, and 2/L
     np.testing.assert_allclose(bound_line.get_xdata()[0], bound, rtol=1e-4)
+    assert np.isfinite(curve.get_ydata()).sum() == 3
     assert axes.get_xscale() == axes.get_yscale() == "log"
+
+
+def test_sweep_curve_plots_validation_loss_against_any_axis_with_a_seed_band():
+    model = jgd.models.mlp([2, 4, 1])
+    sweep = jgd.sweep(
+        jgd.objective(model),
+        model.init,
+        DATA,
+        optimizer=jgd.momentum,
+        grid={"learning_rate": [0.01, 0.05], "beta": [0.0, 0.5, 0.9]},
+        epochs=5,
+        seeds=2,
+        val_data=VAL,
+        key=jax.random.key(0),
+    )
+    axes = jgd.plot.sweep_curve(sweep, x="beta").axes[0]
+    assert axes.get_ylabel() == "final validation loss" and axes.get_xlabel() == "beta"
+    lines = [line for line in axes.lines if line.get_label().startswith("learning_rate=")]
+    assert len(lines) == 2  # one per learning rate, each the mean over the two seeds
+    summary = sweep.aggregate()
+    for line in lines:
+        rate = float(line.get_label().split("=")[1])
+        chosen = np.isclose(summary.configs["learning_rate"], rate)
+        np.testing.assert_allclose(line.get_ydata(), summary.final_val_loss_mean[chosen], rtol=1e-5)
+    assert len(axes.collections) >= 2  # the seed bands (fill_between) and the points
 
 
 def test_save_writes_a_png(run, tmp_path):
