@@ -88,7 +88,7 @@ def test_fit_json_save_and_predict(tmp_path):
     assert report["status"] == "MAX_EPOCHS" and report["epochs_run"] == 300
     assert 0 < report["learning_rate"] < report["lr_bound"]
     data = jgd.data.load_csv(WEATHER, "temp_max", ["temp_min", "precipitation"])
-    train, _ = jgd.data.split(data, (0.8, 0.2))
+    train, _, _ = jgd.data.split(data, (0.6, 0.2, 0.2))  # --val-frac, --test-frac 0.2
     train_s, stats = jgd.data.standardize(train)
     exact = jgd.least_squares(train_s.X, train_s.y)
     np.testing.assert_allclose(report["params"]["['w']"], exact["w"], rtol=1e-3, atol=1e-3)
