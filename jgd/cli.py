@@ -542,14 +542,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_sweep_summary(result, best, plots, args.save_best if best else None)))
     else:
-        print(result.table(max_rows=args.show))
-        if best is not None:
-            config = ", ".join(f"{k}={v:.4g}" for k, v in best.config.items())
-            print(f"\nbest (lowest validation loss): member {best.index}: {config}")
-            if args.save_best:
-                print(f"saved the best member's model to {args.save_best}")
-        for path in plots or []:
-            print(f"wrote {path}")
+        _print_sweep(args, result, best, plots)
     if best is None:
         sys.stdout.flush()
         print(
@@ -560,6 +553,17 @@ def _sweep(args: argparse.Namespace) -> int:
         )
         return EXIT_DIVERGED
     return 0
+
+
+def _print_sweep(args: argparse.Namespace, result: Any, best: Any, plots: list | None) -> None:
+    print(result.table(max_rows=args.show))
+    if best is not None:
+        config = ", ".join(f"{k}={v:.4g}" for k, v in best.config.items())
+        print(f"\nbest (lowest validation loss): member {best.index}: {config}")
+        if args.save_best:
+            print(f"saved the best member's model to {args.save_best}")
+    for path in plots or []:
+        print(f"wrote {path}")
 
 
 def _sweep_plots(plot: Any, folder: str | None, result: Any) -> list[str] | None:
