@@ -388,7 +388,16 @@ def _fit_plots(plot: Any, folder: str | None, result: Any, setup: dict[str, Any]
     return plots
 
 
-def _print_fit(args, setup, learning_rate, bound, result, metrics, plots) -> None:
+def _print_fit(
+    args: argparse.Namespace,
+    setup: dict[str, Any],
+    learning_rate: float,
+    bound: float,
+    result: Any,
+    metrics: dict[str, float],
+    plots: list[str] | None,
+) -> None:
+    """The human-readable report of 'jgd fit'."""
     from jgd._text import ascii_chart, table
 
     test = setup["test"]
