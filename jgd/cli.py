@@ -146,8 +146,8 @@ def _task(args: argparse.Namespace) -> str:
     return task
 
 
-def _split(args: argparse.Namespace, data: Any) -> tuple[Any, Any, Any]:
-    """Train / validation / test parts (test None with --test-frac 0), standardized."""
+def _split(args: argparse.Namespace, data: Any) -> tuple[Any, Any, Any, Any]:
+    """Standardized train / validation / test parts (test None with --test-frac 0), statistics."""
     import jax
 
     import jgd
