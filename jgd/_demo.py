@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,9 @@ from jgd._text import ascii_chart, table
 LEARNING_RATE = 0.1
 EPOCHS = 500
 SGD_EPOCHS = 20
+CLASSIFY_EPOCHS = 300
+CLASSIFY_LEARNING_RATE = 2.0  # about half of 2/L for both models on the standardized days
+CLASSIFY_FEATURES = ("precipitation", "temp_max", "temp_min", "wind")
 
 
 def _rmse(params: dict, data: jgd.Dataset) -> float:
@@ -169,6 +173,8 @@ def run(out_dir: str | None = "jgd-demo") -> int:
     print(table(["learning rate", "× 2/L", "final train MSE", "what happens"], rows))
     print(f"status counts: {sweep.status_counts()}")
 
+    _classification()
+
     plots = _plots(out_dir, loss_fn, exact, train, result, sweep, start_params)
     if plots:
         _section("Plots")
@@ -210,3 +216,114 @@ def _plots(out_dir, loss_fn, exact, train, result, sweep, start_params) -> list[
     plot.sweep_curve(sweep, save=paths["sweep_curve"])
     plot.loss_curve(sweep, save=paths["sweep_losses"])
     return list(paths.values())
+
+
+def _classification_data() -> tuple[jgd.Dataset, jgd.Dataset, list[str]]:
+    """Today's measurements -> rain tomorrow (0/1) and tomorrow's weather type (0..4)."""
+    days, classes = jgd.data.load_labeled_csv(
+        jgd.datasets.seattle_weather_path(), "weather", list(CLASSIFY_FEATURES)
+    )
+    # In NumPy: these few slices would each compile a tiny XLA program.
+    X, codes = np.asarray(days.X), np.asarray(days.y)
+    today = X[:-1]
+    rain = (X[1:, 0] > 0).astype(X.dtype)  # tomorrow's precipitation > 0 mm
+    return jgd.Dataset(today, rain), jgd.Dataset(today, codes[1:]), classes
+
+
+def _classification() -> None:
+    _section("5. Classification: will it rain tomorrow? what weather type?")
+    rain, weather, classes = _classification_data()
+    print(
+        f"The same days, today's {', '.join(CLASSIFY_FEATURES)} as features; the last 15 % "
+        "of the days\nare the test set. Targets: rain tomorrow (precipitation > 0: yes/no), "
+        f"and tomorrow's 'weather'\ncolumn ({', '.join(classes)}), read as text and mapped to "
+        "0..4 by jgd.data.load_labeled_csv."
+    )
+    tasks = [
+        (
+            "rain tomorrow",
+            rain,
+            jgd.models.logistic,
+            jgd.losses.binary_cross_entropy,
+            ["no", "yes"],
+        ),
+        ("weather tomorrow", weather, _softmax_model, jgd.losses.softmax_cross_entropy, classes),
+    ]
+    for title, data, make_model, loss, names in tasks:
+        # No validation part: a smaller program to compile keeps the demo quick.
+        train, test = jgd.data.split(data, (0.85, 0.15))
+        train, test, _ = jgd.data.standardize(train, test)
+        model = make_model(train.n_features)
+        loss_fn = jgd.objective(model, loss)
+        result = jgd.fit(
+            loss_fn,
+            model.init(None),
+            train,
+            optimizer=jgd.gd(CLASSIFY_LEARNING_RATE),
+            epochs=CLASSIFY_EPOCHS,
+            metrics={"accuracy": jgd.metrics.accuracy(model)},
+        )
+        kind = "logistic" if len(names) == 2 else f"softmax over {len(names)} classes"
+        print(f"\n-- {title} ({kind}), gd lr={CLASSIFY_LEARNING_RATE}, {CLASSIFY_EPOCHS} epochs --")
+        print(table(["epoch", "loss", "accuracy"], _trace(result)))
+        _classification_report(result.params, train, test, names)
+
+
+def _softmax_model(n_features: int) -> jgd.models.Model:
+    return jgd.models.softmax(n_features, 5)
+
+
+def _trace(result: jgd.FitResult) -> list[tuple]:
+    history = result.history
+    count = len(history.epoch)
+    shown = sorted({0, 1, 4, 9, 29, 99, count - 1} & set(range(count)))
+    return [
+        (
+            int(history.epoch[i]),
+            float(history.loss[i]),
+            float(history.metrics["accuracy"][i]),
+        )
+        for i in shown
+    ]
+
+
+def _classification_report(
+    params: Any, train: jgd.Dataset, test: jgd.Dataset, names: list[str]
+) -> None:
+    """Confusion matrix and per-class accuracy on the test days; scikit-learn beside."""
+    # The linear logits in NumPy: no program to compile for 219 rows.
+    logits = np.asarray(test.X) @ np.asarray(params["w"]) + np.asarray(params["b"])
+    predicted = (logits > 0).astype(int) if logits.ndim == 1 else logits.argmax(axis=1)
+    truth = np.asarray(test.y).astype(int)
+    k = len(names)
+    confusion = np.zeros((k, k), dtype=int)
+    np.add.at(confusion, (truth, predicted), 1)
+    rows = [
+        (
+            names[i],
+            *confusion[i].tolist(),
+            f"{confusion[i, i] / confusion[i].sum():.0%}" if confusion[i].sum() else "–",
+        )
+        for i in range(k)
+    ]
+    print(f"\nTest days ({test.n_rows}): rows are the true class, columns the predicted one.")
+    print(table(["true \\ predicted", *names, "class accuracy"], rows))
+    majority = np.bincount(truth, minlength=k).max() / truth.size
+    accuracy = float(np.mean(predicted == truth))
+    comparison = [("jgd gradient descent", accuracy)]
+    reference = _sklearn_accuracy(train, test)
+    if reference is not None:
+        comparison.append(("scikit-learn LogisticRegression", reference))
+    comparison.append(("always the most common class", majority))
+    print(table(["model", "test accuracy"], comparison))
+
+
+def _sklearn_accuracy(train: jgd.Dataset, test: jgd.Dataset) -> float | None:
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        print("(scikit-learn is not installed: no LogisticRegression comparison.)")
+        return None
+    labels = np.asarray(train.y).astype(int)
+    classifier = LogisticRegression(max_iter=1000).fit(np.asarray(train.X), labels)
+    return float(classifier.score(np.asarray(test.X), np.asarray(test.y).astype(int)))

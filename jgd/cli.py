@@ -12,7 +12,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-_MODELS = ("linear", "logistic", "mlp")
+_MODELS = ("linear", "logistic", "softmax", "mlp")
+_TASKS = ("regress", "classify")
 _OPTIMIZERS = ("gd", "momentum", "nesterov", "adam")
 
 
@@ -66,6 +67,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _fraction_or_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -93,6 +104,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of rows held out for validation (default 0.2)",
     )
     parser.add_argument(
+        "--test-frac",
+        type=_fraction_or_zero,
+        default=0.2,
+        help="fraction of rows held out for the final test metrics (default 0.2; 0: none)",
+    )
+    parser.add_argument(
         "--shuffle",
         action="store_true",
         help="shuffle rows (with --seed) before splitting; default keeps file order",
@@ -102,6 +119,13 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=_MODELS, default="linear")
+    parser.add_argument(
+        "--task",
+        choices=_TASKS,
+        default=None,
+        help="classify: the target holds class labels (text or numbers), mapped to 0..k-1 "
+        "(default: classify for logistic/softmax, regress for linear/mlp)",
+    )
     parser.add_argument("--hidden", default="64,64", help="MLP hidden widths (default 64,64)")
     parser.add_argument("--epochs", type=_positive_int, default=500)
     parser.add_argument(
@@ -113,46 +137,93 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--l2", type=float, default=0.0, help="ridge strength on the weights")
 
 
+def _task(args: argparse.Namespace) -> str:
+    task = args.task or ("classify" if args.model in ("logistic", "softmax") else "regress")
+    if task == "classify" and args.model == "linear":
+        raise ValueError("--task classify needs --model logistic, softmax or mlp.")
+    if task == "regress" and args.model in ("logistic", "softmax"):
+        raise ValueError(f"--model {args.model} is a classifier; drop --task regress.")
+    return task
+
+
+def _split(args: argparse.Namespace, data: Any) -> tuple[Any, Any, Any, Any]:
+    """Standardized train / validation / test parts (test None with --test-frac 0), statistics."""
+    import jax
+
+    import jgd
+
+    if args.val_frac + args.test_frac >= 1:
+        raise ValueError(
+            f"--val-frac + --test-frac must leave training rows, got {args.val_frac} + "
+            f"{args.test_frac}."
+        )
+    key = jax.random.key(args.seed) if args.shuffle else None
+    fractions = [1 - args.val_frac - args.test_frac, args.val_frac]
+    parts = jgd.data.split(
+        data, (*fractions, args.test_frac) if args.test_frac else fractions, key=key
+    )
+    *parts, stats = jgd.data.standardize(*parts)
+    return parts[0], parts[1], (parts[2] if len(parts) == 3 else None), stats
+
+
+def _model_and_loss(args: argparse.Namespace, d: int, classes: list | None) -> tuple[Any, Any]:
+    import jgd
+
+    k = len(classes) if classes is not None else 0
+    if classes is not None and k < 2:
+        raise ValueError(f"column {args.target!r} has a single class {classes}; need two or more.")
+    if args.model == "logistic":
+        if k != 2:
+            shown = ", ".join(map(str, classes[:5])) + (", ..." if k > 5 else "")
+            raise ValueError(
+                f"--model logistic needs 0/1 targets (two classes); column {args.target!r} has "
+                f"{k} classes ({shown}); use --model softmax for more."
+            )
+        return jgd.models.logistic(d), jgd.losses.binary_cross_entropy
+    if args.model == "softmax":
+        return jgd.models.softmax(d, k), jgd.losses.softmax_cross_entropy
+    if args.model == "mlp":
+        hidden = _numbers(args.hidden, "--hidden", int)
+        if classes is not None:
+            return jgd.models.mlp([d, *hidden, k]), jgd.losses.softmax_cross_entropy
+        return jgd.models.mlp([d, *hidden, 1]), jgd.losses.mse
+    return jgd.models.linear(d), jgd.losses.mse
+
+
 def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Load, split and standardize the CSV; build the model and objective."""
     import jax
 
     import jgd
 
+    task = _task(args)
     features = _csv_list(args.features)
     if features is None:
         features = [c for c in jgd.data.csv_columns(args.csv) if c != args.target]
-    data = jgd.data.load_csv(args.csv, args.target, features, missing=args.missing)
-    key = jax.random.key(args.seed) if args.shuffle else None
-    if data.n_rows < 2:
-        raise ValueError(f"{args.csv} has {data.n_rows} usable row(s); need at least 2.")
-    train, val = jgd.data.split(data, (1 - args.val_frac, args.val_frac), key=key)
-    train, val, stats = jgd.data.standardize(train, val)
-    if args.model == "logistic":
-        labels = np.unique(np.asarray(data.y))
-        if not set(labels.tolist()) <= {0.0, 1.0}:
-            raise ValueError(
-                f"--model logistic needs 0/1 targets; column {args.target!r} has values "
-                f"{labels[:5].tolist()}{'...' if labels.size > 5 else ''}."
-            )
-        loss, model = jgd.losses.binary_cross_entropy, jgd.models.logistic(len(features))
-    elif args.model == "mlp":
-        hidden = _numbers(args.hidden, "--hidden", int)
-        loss, model = jgd.losses.mse, jgd.models.mlp([len(features), *hidden, 1])
+    classes = None
+    if task == "classify":
+        data, classes = jgd.data.load_labeled_csv(
+            args.csv, args.target, features, missing=args.missing
+        )
     else:
-        loss, model = jgd.losses.mse, jgd.models.linear(len(features))
+        data = jgd.data.load_csv(args.csv, args.target, features, missing=args.missing)
+    if data.n_rows < 3:
+        raise ValueError(f"{args.csv} has {data.n_rows} usable row(s); need at least 3.")
+    train, val, test, stats = _split(args, data)
+    model, loss = _model_and_loss(args, len(features), classes)
     if args.l2 < 0 or not np.isfinite(args.l2):
         raise ValueError(f"--l2 must be a finite number >= 0, got {args.l2}.")
-    loss_fn = jgd.objective(model, loss, l2=args.l2)
-    params = model.init(jax.random.key(args.seed))
     return {
+        "task": task,
+        "classes": classes,
         "features": features,
         "train": train,
         "val": val,
+        "test": test,
         "stats": stats,
         "model": model,
-        "loss_fn": loss_fn,
-        "params": params,
+        "loss_fn": jgd.objective(model, loss, l2=args.l2),
+        "params": model.init(jax.random.key(args.seed)),
         "hidden": _numbers(args.hidden, "--hidden", int) if args.model == "mlp" else [],
     }
 
@@ -169,35 +240,59 @@ def _optimizer(name: str, learning_rate: float, beta: float) -> Any:
     return {"momentum": jgd.momentum, "nesterov": jgd.nesterov}[name](learning_rate, beta)
 
 
-def _metrics(setup: dict[str, Any], params: Any, model_kind: str) -> dict[str, float]:
+def _metrics(setup: dict[str, Any], params: Any) -> dict[str, float]:
+    """Loss and accuracy / log-loss (classify) or RMSE / R² (regress) on each part."""
     import jax.numpy as jnp
 
+    import jgd
+
+    model = setup["model"]
     out = {}
-    for name in ("train", "val"):
+    for name in ("train", "val", "test"):
         data = setup[name]
+        if data is None:
+            continue
         out[f"{name}_loss"] = float(setup["loss_fn"](params, data))
-        prediction = setup["model"].apply(params, data.X)
-        if model_kind == "logistic":
-            out[f"{name}_accuracy"] = float(jnp.mean((prediction > 0) == (data.y > 0.5)))
+        if setup["task"] == "classify":
+            out[f"{name}_accuracy"] = float(jgd.metrics.accuracy(model)(params, data))
+            out[f"{name}_log_loss"] = float(jgd.metrics.log_loss(model)(params, data))
         else:
+            prediction = model.apply(params, data.X)
             out[f"{name}_rmse"] = float(jnp.sqrt(jnp.mean((prediction - data.y) ** 2)))
+            out[f"{name}_r2"] = float(jgd.metrics.r2(model)(params, data))
     return out
 
 
-def _trace_rows(history: Any, limit: int = 12) -> list[tuple]:
+def _fit_metrics(setup: dict[str, Any]) -> dict[str, Any] | None:
+    """What fit records per epoch besides the loss: accuracy when classifying."""
+    import jgd
+
+    return (
+        {"accuracy": jgd.metrics.accuracy(setup["model"])} if setup["task"] == "classify" else None
+    )
+
+
+def _trace_rows(history: Any, limit: int = 12) -> tuple[list[str], list[tuple]]:
+    """Header and rows: epoch | train loss | val loss (| val accuracy) at log-spaced epochs."""
     count = len(history.epoch)
     picks = sorted(
         {0, count - 1, *np.unique(np.geomspace(1, max(count, 1), limit).astype(int) - 1)}
     )
-    return [
-        (
-            int(history.epoch[i]),
-            float(history.loss[i]),
-            float(history.val_loss[i]) if history.val_loss is not None else float("nan"),
-        )
+    nan = np.full(count, np.nan)
+    columns = [
+        np.asarray(history.loss),
+        np.asarray(history.val_loss) if history.val_loss is not None else nan,
+    ]
+    header = ["epoch", "train loss", "val loss"]
+    if history.val_metrics and "accuracy" in history.val_metrics:
+        columns.append(np.asarray(history.val_metrics["accuracy"]))
+        header.append("val accuracy")
+    rows = [
+        (int(history.epoch[i]), *(float(column[i]) for column in columns))
         for i in picks
         if 0 <= i < count
     ]
+    return header, rows
 
 
 def _plots_wanted(plot_dir: str | None) -> Any:
@@ -222,7 +317,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     import jgd
-    from jgd._text import ascii_chart, table
 
     if args.save:
         from jgd._io import check_writable
@@ -239,51 +333,87 @@ def _fit(args: argparse.Namespace) -> int:
         # A divergence is reported once, as a line of its own and exit status 3 (below).
         warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
         result = _train(args, setup, learning_rate, plot)
-    metrics = _metrics(setup, result.params, args.model)
-    saved = plots = None
+    metrics = _metrics(setup, result.params)
     if args.save:
-        jgd.save(
-            args.save,
-            result.params,
-            model=args.model,
-            hidden=setup["hidden"],
-            features=setup["features"],
-            target=args.target,
-            # JSON lists keep the float64 statistics exactly (arrays would load as float32).
-            mean=setup["stats"].mean.tolist(),
-            scale=setup["stats"].scale.tolist(),
-        )
-        saved = args.save
-    if plot is not None:
-        plots = [os.path.join(args.plot_dir, "loss_curve.png")]
-        plot.loss_curve(result, save=plots[0])
-        if result.history.params is not None:
-            plots.append(os.path.join(args.plot_dir, "loss_vs_params.png"))
-            plot.loss_vs_params(result, save=plots[1])
+        _save_model(args.save, result.params, args, setup)
+    plots = _fit_plots(plot, args.plot_dir, result, setup)
     summary = {
         "status": result.status.name,
         "epochs_run": result.epochs_run,
         "diverged_at": result.diverged_at,
         "learning_rate": float(learning_rate),
         "lr_bound": bound,
+        "task": setup["task"],
+        "classes": setup["classes"],
         **metrics,
         "params": {k: np.asarray(v).tolist() for k, v in _flat_params(result.params).items()},
-        "saved": saved,
+        "saved": args.save,
         "plots": plots,
     }
     if args.json:
         print(json.dumps(summary))
-        return _diverged(args, result)
+    else:
+        _print_fit(args, setup, learning_rate, bound, result, metrics, plots)
+    return _diverged(args, result)
+
+
+def _save_model(path: str, params: Any, args: argparse.Namespace, setup: dict[str, Any]) -> None:
+    """Save params with what 'jgd predict' needs: model, features, statistics, classes."""
+    import jgd
+
+    extra = {"classes": setup["classes"]} if setup["classes"] is not None else {}
+    jgd.save(
+        path,
+        params,
+        model=args.model,
+        task=setup["task"],
+        hidden=setup["hidden"],
+        features=setup["features"],
+        target=args.target,
+        # JSON lists keep the float64 statistics exactly (arrays would load as float32).
+        mean=setup["stats"].mean.tolist(),
+        scale=setup["stats"].scale.tolist(),
+        **extra,
+    )
+
+
+def _fit_plots(plot: Any, folder: str | None, result: Any, setup: dict[str, Any]) -> list | None:
+    if plot is None:
+        return None
+    plots = [os.path.join(folder, "loss_curve.png")]
+    plot.loss_curve(result, save=plots[0])
+    if result.history.params is not None:
+        plots.append(os.path.join(folder, "loss_vs_params.png"))
+        plot.loss_vs_params(result, feature_names=setup["features"], save=plots[1])
+    return plots
+
+
+def _print_fit(
+    args: argparse.Namespace,
+    setup: dict[str, Any],
+    learning_rate: float,
+    bound: float,
+    result: Any,
+    metrics: dict[str, float],
+    plots: list[str] | None,
+) -> None:
+    """The human-readable report of 'jgd fit'."""
+    from jgd._text import ascii_chart, table
+
+    test = setup["test"]
+    classes = setup["classes"]
     print(
-        f"{args.model} model, {len(setup['features'])} features "
-        f"({', '.join(setup['features'])}) -> {args.target}; "
-        f"{setup['train'].n_rows} train / {setup['val'].n_rows} validation rows"
+        f"{args.model} model ({setup['task']}), {len(setup['features'])} features "
+        f"({', '.join(setup['features'])}) -> {args.target}"
+        + (f" ({len(classes)} classes: {', '.join(map(str, classes))})" if classes else "")
+        + f"; {setup['train'].n_rows} train / {setup['val'].n_rows} validation / "
+        f"{test.n_rows if test is not None else 0} test rows"
     )
     print(
         f"{args.optimizer}, lr={learning_rate:.4g} (plain-GD bound 2/L = {bound:.4g}), "
         f"{'full batch' if not args.batch_size else f'batch {args.batch_size}'}\n"
     )
-    print(table(["epoch", "train loss", "val loss"], _trace_rows(result.history)))
+    print(table(*_trace_rows(result.history)))
     print()
     print(ascii_chart(np.asarray(result.history.loss)))
     print()
@@ -292,11 +422,10 @@ def _fit(args: argparse.Namespace) -> int:
         f"\nstatus: {result.status.name} after {result.epochs_run} epochs"
         + (f" (diverged at epoch {result.diverged_at})" if result.diverged_at else "")
     )
-    if saved:
-        print(f"saved model to {saved}")
+    if args.save:
+        print(f"saved model to {args.save}")
     for path in plots or []:
         print(f"wrote {path}")
-    return _diverged(args, result)
 
 
 def _train(args: argparse.Namespace, setup: dict[str, Any], learning_rate: float, plot: Any):
@@ -313,6 +442,7 @@ def _train(args: argparse.Namespace, setup: dict[str, Any], learning_rate: float
         val_data=setup["val"],
         tol=args.tol,
         patience=args.patience,
+        metrics=_fit_metrics(setup),
         record_params=plot is not None and args.model != "mlp",
     )
 
@@ -344,74 +474,172 @@ def _flat_params(params: Any) -> dict[str, Any]:
     }
 
 
+def _sweep_factory(args: argparse.Namespace) -> Any:
+    """The optimizer factory the grid's values are passed to."""
+    import jgd
+
+    if args.optimizer == "adam":
+        if args.momentum is not None:
+            raise ValueError("--momentum sweeps momentum or nesterov, not adam.")
+        return _adam
+    if args.optimizer == "gd" and args.momentum is not None:
+        return jgd.momentum  # --momentum alone means heavy-ball momentum (as before)
+    return {"gd": jgd.gd, "momentum": jgd.momentum, "nesterov": jgd.nesterov}[args.optimizer]
+
+
+def _adam(learning_rate: Any) -> Any:
+    import optax
+
+    return optax.adam(learning_rate)
+
+
+def _softmax_logits(params: Any, X: Any) -> Any:
+    return X @ params["w"] + params["b"]
+
+
+def _sweepable(loss_fn: Any) -> Any:
+    """The objective with softmax's (n, k) logits written out for jgd.sweep.
+
+    jgd.sweep swaps jgd's linear apply for a member-major ``w @ X.T`` that
+    only fits one output column, so a (d, k) softmax weight would fail there.
+    """
+    from jax.tree_util import Partial
+
+    model = loss_fn.model._replace(apply=Partial(_softmax_logits))
+    return loss_fn._replace(model=model)
+
+
 def _sweep(args: argparse.Namespace) -> int:
     import jgd
 
     if not (0 < args.lr_min < args.lr_max) or not np.isfinite(args.lr_max):
         raise ValueError(f"need 0 < --lr-min < --lr-max, got {args.lr_min} and {args.lr_max}.")
+    if args.save_best:
+        from jgd._io import check_writable
+
+        check_writable(args.save_best, "--save-best path")
     setup = _prepare(args)
+    if args.model == "softmax":
+        setup["loss_fn"] = _sweepable(setup["loss_fn"])
     grid = {"learning_rate": np.geomspace(args.lr_min, args.lr_max, args.num)}
-    factory = jgd.gd
+    factory = _sweep_factory(args)
     if args.momentum is not None:
         grid["beta"] = np.asarray(_numbers(args.momentum, "--momentum"), float)
-        factory = jgd.momentum
     if args.l2_grid is not None:
         grid["l2"] = np.asarray(_numbers(args.l2_grid, "--l2-grid"), float)
     plot = _plots_wanted(args.plot_dir)
-    result = jgd.sweep(
-        setup["loss_fn"],
-        setup["params"],
-        setup["train"],
-        optimizer=factory,
-        grid=grid,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        key=_key(args.seed) if args.batch_size else None,
-        val_data=setup["val"],
-        tol=args.tol,
-    )
-    best = result.best()
-    plots = None
-    if plot is not None:
-        plots = [
-            os.path.join(args.plot_dir, "sweep_curve.png"),
-            os.path.join(args.plot_dir, "sweep_loss_curves.png"),
-        ]
-        plot.sweep_curve(result, save=plots[0])
-        plot.loss_curve(result, save=plots[1])
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "members": result.n_members,
-                    "status_counts": result.status_counts(),
-                    "best": {
-                        "index": best.index,
-                        "config": best.config,
-                        "final_val_loss": float(result.final_val_loss[best.index]),
-                    },
-                    "lr_bound": result.lr_bound,
-                    "configs": {k: np.asarray(v).tolist() for k, v in result.configs.items()},
-                    "final_loss": np.asarray(result.final_loss).tolist(),
-                    "final_val_loss": np.asarray(result.final_val_loss).tolist(),
-                    "status": [jgd.Status(int(s)).name for s in np.asarray(result.status)],
-                    "plots": plots,
-                }
-            )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
+        result = jgd.sweep(
+            setup["loss_fn"],
+            setup["params"],
+            setup["train"],
+            optimizer=factory,
+            grid=grid,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            key=_key(args.seed) if args.batch_size else None,
+            val_data=setup["val"],
+            tol=args.tol,
+            patience=args.patience,
         )
-        return 0
-    print(result.table(max_rows=args.show))
-    config = ", ".join(f"{k}={v:.4g}" for k, v in best.config.items())
-    print(f"\nbest (lowest validation loss): member {best.index}: {config}")
-    for path in plots or []:
-        print(f"wrote {path}")
+    all_diverged = bool((np.asarray(result.status) == jgd.Status.DIVERGED).all())
+    best = None if all_diverged else result.best()
+    if best is not None and args.save_best:
+        _save_model(args.save_best, best.params, args, setup)
+    plots = _sweep_plots(plot, args.plot_dir, result)
+    if args.json:
+        print(json.dumps(_sweep_summary(result, best, plots, args.save_best if best else None)))
+    else:
+        _print_sweep(args, result, best, plots)
+    if best is None:
+        sys.stdout.flush()
+        print(
+            f"jgd sweep: every one of the {result.n_members} members diverged: no best model"
+            + (f", nothing saved to {args.save_best}" if args.save_best else "")
+            + "; try smaller learning rates (--lr-max).",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
-    import jax
-    import jax.numpy as jnp
+def _print_sweep(args: argparse.Namespace, result: Any, best: Any, plots: list | None) -> None:
+    print(result.table(max_rows=args.show))
+    if best is not None:
+        config = ", ".join(f"{k}={v:.4g}" for k, v in best.config.items())
+        print(f"\nbest (lowest validation loss): member {best.index}: {config}")
+        if args.save_best:
+            print(f"saved the best member's model to {args.save_best}")
+    for path in plots or []:
+        print(f"wrote {path}")
 
+
+def _sweep_plots(plot: Any, folder: str | None, result: Any) -> list[str] | None:
+    if plot is None:
+        return None
+    plots = [os.path.join(folder, "sweep_curve.png"), os.path.join(folder, "sweep_loss_curves.png")]
+    plot.sweep_curve(result, save=plots[0])
+    plot.loss_curve(result, save=plots[1])
+    return plots
+
+
+def _sweep_summary(result: Any, best: Any, plots: list | None, saved: str | None) -> dict:
+    import jgd
+
+    return {
+        "members": result.n_members,
+        "status_counts": result.status_counts(),
+        "best": None
+        if best is None
+        else {
+            "index": best.index,
+            "config": best.config,
+            "final_val_loss": float(result.final_val_loss[best.index]),
+        },
+        "lr_bound": result.lr_bound,
+        "configs": {k: np.asarray(v).tolist() for k, v in result.configs.items()},
+        "final_loss": np.asarray(result.final_loss).tolist(),
+        "final_val_loss": np.asarray(result.final_val_loss).tolist(),
+        "status": [jgd.Status(int(s)).name for s in np.asarray(result.status)],
+        "saved": saved,
+        "plots": plots,
+    }
+
+
+def _saved_model(meta: dict[str, Any]) -> Any:
+    """The model a 'jgd fit --save' file describes (older files have no classes)."""
+    import jgd
+
+    d, classes = len(meta["features"]), meta.get("classes")
+    if meta["model"] == "softmax":
+        return jgd.models.softmax(d, len(classes))
+    if meta["model"] == "mlp":
+        classify = classes is not None and meta.get("task") == "classify"
+        return jgd.models.mlp([d, *meta["hidden"], len(classes) if classify else 1])
+    return jgd.models.linear(d)
+
+
+def _prediction_rows(meta: dict[str, Any], output: np.ndarray) -> list[str]:
+    """CSV lines: probability and class (names when the model kept them), or the values."""
+    import jax
+
+    classes = meta.get("classes")
+    if meta["model"] == "logistic":
+        names = classes if classes is not None else [0, 1]
+        probability = np.asarray(jax.nn.sigmoid(output))
+        return ["probability,class", *(f"{p:.6g},{names[int(p > 0.5)]}" for p in probability)]
+    if output.ndim == 2 and classes is not None:
+        probabilities = np.asarray(jax.nn.softmax(output, axis=-1))
+        picked = probabilities.argmax(axis=-1)
+        return [
+            "class,probability",
+            *(f"{classes[c]},{row[c]:.6g}" for c, row in zip(picked, probabilities)),
+        ]
+    return [f"prediction_{meta.get('target', 'y')}", *(f"{v:.6g}" for v in output)]
+
+
+def _predict(args: argparse.Namespace) -> int:
     import jgd
     from jgd._io import atomic_write, check_writable
 
@@ -427,17 +655,8 @@ def _predict(args: argparse.Namespace) -> int:
     stats = jgd.data.Standardization(
         np.asarray(meta["mean"], dtype=np.float64), np.asarray(meta["scale"], dtype=np.float64)
     )
-    X = stats.transform(X)
-    if meta["model"] == "mlp":
-        model = jgd.models.mlp([len(features), *meta["hidden"], 1])
-    else:
-        model = jgd.models.linear(len(features))
-    output = np.asarray(model.apply(saved.params, X))
-    if meta["model"] == "logistic":
-        probability = np.asarray(jax.nn.sigmoid(jnp.asarray(output)))
-        rows = ["probability,class", *(f"{p:.6g},{int(p > 0.5)}" for p in probability)]
-    else:
-        rows = [f"prediction_{meta.get('target', 'y')}", *(f"{v:.6g}" for v in output)]
+    output = np.asarray(_saved_model(meta).apply(saved.params, stats.transform(X)))
+    rows = _prediction_rows(meta, output)
     if args.missing == "drop":
         # Rows with missing cells were left out: say which input line each prediction is for.
         rows = [f"line,{rows[0]}", *(f"{line},{row}" for line, row in zip(lines, rows[1:]))]
@@ -509,8 +728,11 @@ def _parser() -> argparse.ArgumentParser:
     fit = commands.add_parser(
         "fit",
         help="train a model on a CSV file",
-        description="Train a linear, logistic or MLP model on a CSV file by gradient descent "
-        "and print the epoch trace, final metrics and the status.",
+        description="Train a linear, logistic, softmax or MLP model on a CSV file by gradient "
+        "descent and print the epoch trace, train/validation/test metrics and the status. "
+        "Classifiers (--model logistic|softmax, or --model mlp --task classify) read class "
+        "labels (text or numbers) from the target column; --save keeps the class names for "
+        "'jgd predict'. Exit status 3 when training diverged.",
     )
     _add_data_arguments(fit)
     _add_training_arguments(fit)
@@ -535,10 +757,24 @@ def _parser() -> argparse.ArgumentParser:
         "sweep",
         help="train many learning rates at once",
         description="Sweep log-spaced learning rates (and momentum / l2 values) in one compiled "
-        "program; print the ranked table, status counts, the best configuration and 2/L.",
+        "program; print the ranked table, status counts, the best configuration and 2/L. "
+        "--save-best writes the best member for 'jgd predict'; exit status 3 when every "
+        "member diverged.",
     )
     _add_data_arguments(sweep)
     _add_training_arguments(sweep)
+    sweep.add_argument("--optimizer", choices=_OPTIMIZERS, default="gd")
+    sweep.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="early stopping on the validation loss, per member",
+    )
+    sweep.add_argument(
+        "--save-best",
+        metavar="PARAMS.npz",
+        help="save the best member's model for 'jgd predict' (exit 3 if every member diverged)",
+    )
     sweep.add_argument("--lr-min", type=float, required=True)
     sweep.add_argument("--lr-max", type=float, required=True)
     sweep.add_argument("--num", type=_positive_int, default=16, help="learning rates (default 16)")

@@ -22,8 +22,10 @@ __all__ = [
     "check_data",
     "check_dataset",
     "column_statistics",
+    "encode_labels",
     "load_csv",
     "load_feature_rows",
+    "load_labeled_csv",
     "permutation",
     "split",
     "standardize",
@@ -280,10 +282,16 @@ def load_csv(
         >>> data.X.shape
         (1461, 1)
     """
+    path = os.fspath(path)
+    return _dataset_from_table(path, _read_table(path), target, features, missing)
+
+
+def _dataset_from_table(
+    path: str, table: _Table, target: str, features: Sequence[str] | None, missing: str
+) -> Dataset:
+    """``load_csv``'s checks and parsing on an already read table."""
     if missing not in _MISSING_MODES:
         raise ValueError(f"missing must be one of {_MISSING_MODES}, got {missing!r}.")
-    path = os.fspath(path)
-    table = _read_table(path)
     if target not in table.header:
         raise ValueError(f"{path}: target column {target!r} not found; columns are {table.header}.")
     if features is None:
@@ -295,6 +303,112 @@ def load_csv(
         raise ValueError(f"{path}: the target {target!r} is also listed as a feature.")
     values, _ = _numeric_columns(path, table, [*features, target], missing)
     return Dataset(jnp.asarray(values[:, :-1]), jnp.asarray(values[:, -1]))
+
+
+def _as_number(value: Any) -> float | None:
+    """``value`` as a float when it is a number (or text reading as one), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def encode_labels(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """Map class labels (text or numbers) to integer codes 0..k-1, keeping the mapping.
+
+    ``classes`` is sorted: numerically when every label is a number (or text
+    reading as one, e.g. ``"2.0"`` from a CSV), else as text. Numbers that are
+    all whole come back as ``int`` (``1.0`` -> ``1``), so 0/1 labels keep their
+    codes. ``classes[code]`` gives a label back, e.g. for ``jgd predict``.
+
+    Args:
+        values: a sequence or 1-D array of labels; missing ones (NaN, None or
+            empty text) are refused.
+
+    Returns:
+        ``(codes, classes)``: int32 codes of shape (n,) and the k class labels.
+
+    Example:
+        >>> import jgd
+        >>> codes, classes = jgd.data.encode_labels(["sun", "rain", "sun", "fog"])
+        >>> codes.tolist(), classes
+        ([2, 1, 2, 0], ['fog', 'rain', 'sun'])
+        >>> [classes[c] for c in codes]
+        ['sun', 'rain', 'sun', 'fog']
+        >>> jgd.data.encode_labels([2.0, 10.0, 1.0])
+        (array([1, 2, 0], dtype=int32), [1, 2, 10])
+    """
+    items = np.asarray(values, dtype=object).ravel().tolist()
+    if not items:
+        raise ValueError("encode_labels: no labels given.")
+    numbers = [_as_number(item) for item in items]
+    if any(item is None or (n is not None and math.isnan(n)) for item, n in zip(items, numbers)):
+        raise ValueError("encode_labels: missing label (NaN or None); drop or fill those rows.")
+    if all(n is not None for n in numbers):
+        whole = all(float(n).is_integer() for n in numbers)
+        keys: list[Any] = [int(n) if whole else n for n in numbers]
+    else:
+        keys = [str(item).strip() for item in items]
+        if "" in keys:
+            raise ValueError("encode_labels: empty label; drop or fill those rows.")
+    classes = sorted(set(keys))
+    index = {label: code for code, label in enumerate(classes)}
+    return np.asarray([index[key] for key in keys], dtype=np.int32), classes
+
+
+def load_labeled_csv(
+    path: str | os.PathLike[str],
+    target: str,
+    features: Sequence[str] | None = None,
+    missing: str = "error",
+) -> tuple[Dataset, list[Any]]:
+    """``load_csv`` for classification: the target column holds class labels.
+
+    The labels (text such as ``sun``/``rain``, or numbers) become integer
+    codes with ``encode_labels``; ``y`` holds the codes (in JAX's float dtype,
+    as ``load_csv`` returns; ``jgd.losses.softmax_cross_entropy`` and
+    ``jgd.metrics.accuracy`` read them as integers). The features are parsed,
+    and missing cells handled, exactly as ``load_csv`` does; an empty target
+    cell counts as missing.
+
+    Returns:
+        ``(data, classes)``: ``classes[int(data.y[i])]`` is row i's label.
+
+    Example:
+        >>> import jgd
+        >>> from jgd.datasets import seattle_weather_path
+        >>> data, classes = jgd.data.load_labeled_csv(seattle_weather_path(), "weather",
+        ...                                            ["precipitation", "wind"])
+        >>> classes
+        ['drizzle', 'fog', 'rain', 'snow', 'sun']
+        >>> classes[int(data.y[1])]
+        'rain'
+    """
+    path = os.fspath(path)
+    table = _read_table(path)
+    if target not in table.header:
+        raise ValueError(f"{path}: target column {target!r} not found; columns are {table.header}.")
+    column = table.header.index(target)
+    cells = [row[column].strip() if column < len(row) else "" for row in table.rows]
+    present = [cell for cell in cells if cell.lower() not in _MISSING_TOKENS]
+    if not present:
+        raise ValueError(f"{path}: the target column {target!r} has no labels.")
+    codes, classes = encode_labels(present)
+    code_of = dict(zip(present, codes.tolist()))
+    rows = [
+        [*row[:column], str(code_of.get(cell, "")), *row[column + 1 :]]
+        if column < len(row)
+        else row
+        for row, cell in zip(table.rows, cells)
+    ]
+    data = _dataset_from_table(
+        path, _Table(table.header, rows, table.lines), target, features, missing
+    )
+    return data, classes
 
 
 def csv_columns(path: str | os.PathLike[str]) -> list[str]:

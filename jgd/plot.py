@@ -7,6 +7,7 @@ global state, no display needed) and, with ``save=PATH``, writes a PNG.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -108,6 +109,8 @@ def loss_vs_params(
     loss_fn: Any | None = None,
     data: Dataset | None = None,
     *,
+    feature_names: Sequence[str] | None = None,
+    max_panels: int = 8,
     save: str | None = None,
 ) -> Figure:
     """Loss against each scalar parameter over training, one panel per parameter.
@@ -118,6 +121,12 @@ def loss_vs_params(
     the params recorded after epoch ``e`` (exact for full-batch runs recorded
     every epoch; for mini-batches it is the next epoch's mean batch loss).
 
+    With more than ``max_panels`` scalars only the ``max_panels`` largest by
+    final absolute value are drawn (in parameter order), so a model with many
+    features stays readable; the figure's title says how many were left out.
+    ``feature_names`` (one per input column) names the weights ``w`` by
+    feature (``w`` of shape (d, k), e.g. softmax: ``"name[j]"`` for output j).
+
     Example:
         >>> import jax.numpy as jnp, jgd, jgd.plot
         >>> data = jgd.Dataset(jnp.linspace(-1, 1, 8)[:, None], jnp.linspace(-1, 1, 8))
@@ -126,6 +135,8 @@ def loss_vs_params(
         ...                  epochs=5, record_params=True)
         >>> len(jgd.plot.loss_vs_params(result).axes)  # w[0] and b
         2
+        >>> [a.get_xlabel() for a in jgd.plot.loss_vs_params(result, feature_names=["x"]).axes]
+        ['b', 'x']
     """
     path = _path(result)
     names = _scalar_names(jax.tree.map(lambda a: a[0], path))
@@ -136,15 +147,38 @@ def loss_vs_params(
         # The loss measured in epoch e+1 is the loss at the params after epoch e.
         losses = np.asarray(result.history.loss)[1:]
         values = values[:-1]
-    columns = min(len(names), 3)
-    rows = -(-len(names) // columns)
+    if feature_names is not None:
+        names = _feature_named(jax.tree.map(lambda a: a[0], path), list(feature_names), names)
+    if max_panels < 1:
+        raise ValueError(f"max_panels must be >= 1, got {max_panels}.")
+    shown = np.arange(len(names))
+    if len(names) > max_panels:
+        shown = np.sort(np.argsort(-np.abs(values[-1]), kind="stable")[:max_panels])
+    columns = min(len(shown), 3)
+    rows = -(-len(shown) // columns)
     figure = Figure(figsize=(4.0 * columns, 3.2 * rows))
-    for i, name in enumerate(names):
-        axes = figure.add_subplot(rows, columns, i + 1)
+    for panel, i in enumerate(shown):
+        axes = figure.add_subplot(rows, columns, panel + 1)
         axes.plot(values[:, i], losses, marker=".", markersize=3)
-        axes.set_xlabel(name)
+        axes.set_xlabel(names[i])
         axes.set_ylabel("loss")
+    if len(shown) < len(names):
+        figure.suptitle(f"the {len(shown)} largest of {len(names)} parameters (by final |value|)")
     return _finish(figure, save)
+
+
+def _feature_named(params: Any, features: list[str], names: list[str]) -> list[str]:
+    """Rename the scalars of a top-level ``w`` of shape (d,) or (d, k) after the d features."""
+    weights = params.get("w") if isinstance(params, dict) else None
+    if weights is None or np.ndim(weights) not in (1, 2) or np.shape(weights)[0] != len(features):
+        return names
+    outputs = 1 if np.ndim(weights) == 1 else np.shape(weights)[1]
+    renamed = [
+        features[j // outputs] if outputs == 1 else f"{features[j // outputs]}[{j % outputs}]"
+        for j in range(int(np.size(weights)))
+    ]
+    flat = iter(renamed)
+    return [next(flat) if name.startswith("w[") else name for name in names]
 
 
 def _path(result: FitResult) -> Any:

@@ -44,6 +44,17 @@ def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
     for method in ("batch (all rows)", "mini-batch (32 rows)", "stochastic (1 row)"):
         assert method in out
     assert "converges" in out and "crawls" in out and "diverges" in out and "2/L =" in out
+    assert "== 5. Classification" in out and "true \\ predicted" in out
+    assert len(re.findall(r"^epoch\s+loss\s+accuracy$", out, re.M)) == 2
+    for name in ("drizzle", "fog", "rain", "snow", "sun", "scikit-learn LogisticRegression"):
+        assert name in out
+    ours = [float(v) for v in re.findall(r"^\s*jgd gradient descent\s+([0-9.]+)$", out, re.M)]
+    theirs = re.findall(r"^\s*scikit-learn LogisticRegression\s+([0-9.]+)$", out, re.M)
+    majority = re.findall(r"^\s*always the most common class\s+([0-9.]+)$", out, re.M)
+    assert len(ours) == len(theirs) == len(majority) == 2  # rain tomorrow, weather type
+    assert ours[0] > float(majority[0]) + 0.05  # rain tomorrow beats "never rains"
+    for jgd_accuracy, sklearn_accuracy in zip(ours, theirs):
+        assert abs(jgd_accuracy - float(sklearn_accuracy)) < 0.06
     plots = re.findall(r"^wrote (\S+\.png)$", out, re.M)
     assert len(plots) == 5
     for path in plots:
@@ -88,7 +99,7 @@ def test_fit_json_save_and_predict(tmp_path):
     assert report["status"] == "MAX_EPOCHS" and report["epochs_run"] == 300
     assert 0 < report["learning_rate"] < report["lr_bound"]
     data = jgd.data.load_csv(WEATHER, "temp_max", ["temp_min", "precipitation"])
-    train, _ = jgd.data.split(data, (0.8, 0.2))
+    train, _, _ = jgd.data.split(data, (0.6, 0.2, 0.2))  # --val-frac, --test-frac 0.2
     train_s, stats = jgd.data.standardize(train)
     exact = jgd.least_squares(train_s.X, train_s.y)
     np.testing.assert_allclose(report["params"]["['w']"], exact["w"], rtol=1e-3, atol=1e-3)
@@ -375,3 +386,95 @@ def test_bad_numbers_are_printed_as_numbers():
     )
     assert run.returncode == 1
     assert "got -1.0" in run.stderr and "np.float64" not in run.stderr
+
+
+WEATHER_FEATURES = "precipitation,temp_max,temp_min,wind"
+
+
+def test_fit_softmax_on_the_weather_column_beats_the_majority_class(tmp_path):
+    model = tmp_path / "weather.npz"
+    args = ["fit", "--csv", WEATHER, "--target", "weather", "--features", WEATHER_FEATURES]
+    args += ["--model", "softmax", "--epochs", "200", "--save", str(model)]
+    text = run_cli(*args)
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"^epoch\s+train loss\s+val loss\s+val accuracy$", text.stdout, re.M)
+    assert "5 classes: drizzle, fog, rain, snow, sun" in text.stdout
+    report = json.loads(run_cli(*args, "--json").stdout)
+    assert report["task"] == "classify"
+    assert report["classes"] == ["drizzle", "fog", "rain", "snow", "sun"]
+    data, _ = jgd.data.load_labeled_csv(WEATHER, "weather", WEATHER_FEATURES.split(","))
+    *_, test = jgd.data.split(data, (0.6, 0.2, 0.2))
+    counts = np.bincount(np.asarray(test.y).astype(int))
+    assert report["test_accuracy"] > counts.max() / counts.sum()
+    assert 0 < report["test_log_loss"] < np.log(5)  # better than a uniform guess
+    assert jgd.load(model).metadata["classes"] == report["classes"]
+    predicted = run_cli("predict", "--params", str(model), "--csv", WEATHER)
+    assert predicted.returncode == 0, predicted.stderr
+    lines = predicted.stdout.strip().splitlines()
+    assert lines[0] == "class,probability" and len(lines) == 1 + data.n_rows
+    names = {line.split(",")[0] for line in lines[1:]}
+    assert names <= set(report["classes"]) and "sun" in names
+    probabilities = np.array([float(line.split(",")[1]) for line in lines[1:]])
+    assert ((probabilities >= 0.2) & (probabilities <= 1)).all()  # the argmax of 5 classes
+
+
+def test_fit_logistic_keeps_text_labels_for_predict(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=120)
+    label = np.where(x > 0, "yes", "no")
+    path = tmp_path / "words.csv"
+    path.write_text("x,answer\n" + "\n".join(f"{v},{c}" for v, c in zip(x, label)))
+    model = tmp_path / "m.npz"
+    run = run_cli(
+        "fit",
+        "--csv",
+        str(path),
+        "--target",
+        "answer",
+        "--model",
+        "logistic",
+        "--shuffle",
+        "--epochs",
+        "200",
+        "--save",
+        str(model),
+        "--json",
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["classes"] == ["no", "yes"]
+    predicted = run_cli("predict", "--params", str(model), "--csv", str(path))
+    rows = predicted.stdout.strip().splitlines()[1:]
+    assert np.mean([row.split(",")[1] == c for row, c in zip(rows, label)]) > 0.9
+
+
+def test_sweep_adam_with_patience_saves_the_best_for_predict(tmp_path):
+    best = tmp_path / "best.npz"
+    run = run_cli(
+        "sweep", "--csv", WEATHER, "--target", "weather", "--features", WEATHER_FEATURES,
+        "--model", "softmax", "--optimizer", "adam", "--patience", "3", "--lr-min", "0.01",
+        "--lr-max", "1", "--num", "3", "--epochs", "300", "--save-best", str(best), "--json",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["saved"] == str(best) and "EARLY_STOPPED" in report["status"]
+    assert report["lr_bound"] is None  # 2/L says nothing about Adam
+    saved = jgd.load(best)
+    assert saved.metadata["model"] == "softmax" and saved.metadata["classes"][0] == "drizzle"
+    assert np.shape(saved.params["w"]) == (4, 5)
+    predicted = run_cli("predict", "--params", str(best), "--csv", WEATHER)
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.splitlines()[0] == "class,probability"
+
+
+def test_a_sweep_where_every_member_diverged_exits_3(tmp_path):
+    best = tmp_path / "best.npz"
+    run = run_cli(
+        "sweep", "--csv", WEATHER, "--target", "temp_max", "--features", "temp_min,wind",
+        "--lr-min", "50", "--lr-max", "100", "--num", "3", "--epochs", "30",
+        "--save-best", str(best),
+    )  # fmt: skip
+    assert run.returncode == jgd.cli.EXIT_DIVERGED == 3
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "every one of the 3 members diverged" in lines[0]
+    assert "Traceback" not in run.stderr and "Warning" not in run.stderr
+    assert "DIVERGED" in run.stdout and not best.exists()

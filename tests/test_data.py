@@ -235,3 +235,40 @@ def test_permutation_scatters_neighbouring_rows():
 def test_permutation_rejects_bad_sizes():
     with pytest.raises(ValueError, match="n must be"):
         jgd.data.permutation(jax.random.key(0), 0)
+
+
+def test_encode_labels_round_trip_for_text_and_float_labels():
+    text = ["sun", "rain", "fog", "sun", "drizzle"]
+    codes, classes = jgd.data.encode_labels(text)
+    assert classes == ["drizzle", "fog", "rain", "sun"]
+    assert codes.dtype == np.int32 and codes.tolist() == [3, 2, 1, 3, 0]
+    assert [classes[c] for c in codes] == text
+    # Float labels (as a CSV gives them) sort numerically and come back as ints.
+    codes, classes = jgd.data.encode_labels(np.array([2.0, 10.0, 0.0, 2.0]))
+    assert classes == [0, 2, 10] and codes.tolist() == [1, 2, 0, 1]
+    assert all(type(c) is int for c in classes)
+    codes, classes = jgd.data.encode_labels(["0.5", "1.5", "0.5"])
+    assert classes == [0.5, 1.5] and codes.tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match="missing label"):
+        jgd.data.encode_labels([1.0, float("nan")])
+
+
+def test_load_labeled_csv_maps_the_weather_column_and_handles_missing(tmp_path):
+    path = jgd.datasets.seattle_weather_path()
+    data, classes = jgd.data.load_labeled_csv(path, "weather", ["precipitation", "temp_max"])
+    assert classes == ["drizzle", "fog", "rain", "snow", "sun"]
+    assert data.X.shape == (1461, 2) and data.y.shape == (1461,)
+    names = [classes[int(c)] for c in np.asarray(data.y)[:3]]
+    assert names == ["drizzle", "rain", "rain"]  # the file's first three days
+    assert np.bincount(np.asarray(data.y).astype(int)).tolist() == [54, 411, 259, 23, 714]
+    # Numeric targets keep load_csv's behaviour.
+    numeric = jgd.data.load_csv(path, "temp_max", ["temp_min"])
+    assert float(numeric.y[0]) == pytest.approx(12.8)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("x,label\n1,cat\n2,\n3,dog\n4,cat\n")
+    with pytest.raises(ValueError, match="line 3"):
+        jgd.data.load_labeled_csv(csv, "label")
+    dropped, classes = jgd.data.load_labeled_csv(csv, "label", missing="drop")
+    assert classes == ["cat", "dog"]
+    assert np.asarray(dropped.X)[:, 0].tolist() == [1, 3, 4]
+    assert np.asarray(dropped.y).tolist() == [0, 1, 0]

@@ -159,3 +159,25 @@ def test_import_without_matplotlib_says_how_to_install():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "pip install 'jgd[plot]'" in out
+
+
+def test_loss_vs_params_with_many_features_shows_the_largest_named():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 30))
+    weights = np.zeros(30)
+    weights[[3, 7, 11, 19, 25]] = [5.0, -4.0, 3.0, 2.5, -2.0]
+    data = jgd.Dataset(jnp.asarray(X), jnp.asarray(X @ weights + 0.01 * rng.normal(size=120)))
+    loss = jgd.objective(jgd.models.linear(30), jgd.losses.mse)
+    result = jgd.fit(
+        loss, loss.model.init(None), data, optimizer=jgd.gd(0.2), epochs=60, record_params=True
+    )
+    names = [f"feature_{i}" for i in range(30)]
+    figure = jgd.plot.loss_vs_params(result, feature_names=names)
+    labels = [axes.get_xlabel() for axes in figure.axes]
+    assert len(labels) == 8
+    for i in (3, 7, 11, 19, 25):
+        assert f"feature_{i}" in labels
+    assert not any(label.startswith("w[") for label in labels)
+    width, height = figure.get_size_inches() * 120
+    assert height < 1500 and width < 1500
+    assert "31 parameters" in figure.texts[0].get_text()
