@@ -490,3 +490,23 @@ def test_a_grid_in_member_chunks_equals_the_whole_grid():
     np.testing.assert_allclose(chunked.params["w"], whole.params["w"], rtol=1e-5, atol=1e-6)
     assert chunked.best().index == whole.best().index
     assert jgd.sweeps._member_chunk(None, whole.configs, START, DATA, 5, 1, None) == 10
+
+
+def test_a_softmax_model_sweeps_like_solo_fits():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3)).astype(np.float32)
+    labels = np.argmax(X @ rng.normal(size=(3, 4)), axis=1).astype(np.int32)
+    data = jgd.Dataset(jnp.asarray(X), jnp.asarray(labels))
+    model = jgd.models.softmax(3, 4)
+    loss_fn = jgd.objective(model, jgd.losses.softmax_cross_entropy)
+    swept = jgd.sweep(
+        loss_fn,
+        model.init(None),
+        data,
+        optimizer=jgd.gd,
+        grid={"learning_rate": [0.1, 0.5]},
+        epochs=5,
+    )
+    for i, rate in enumerate((0.1, 0.5)):
+        solo = jgd.fit(loss_fn, model.init(None), data, optimizer=jgd.gd(rate), epochs=5)
+        np.testing.assert_allclose(swept.member(i).history.loss, solo.history.loss, rtol=1e-5)
