@@ -493,22 +493,6 @@ def _adam(learning_rate: Any) -> Any:
     return optax.adam(learning_rate)
 
 
-def _softmax_logits(params: Any, X: Any) -> Any:
-    return X @ params["w"] + params["b"]
-
-
-def _sweepable(loss_fn: Any) -> Any:
-    """The objective with softmax's (n, k) logits written out for jgd.sweep.
-
-    jgd.sweep swaps jgd's linear apply for a member-major ``w @ X.T`` that
-    only fits one output column, so a (d, k) softmax weight would fail there.
-    """
-    from jax.tree_util import Partial
-
-    model = loss_fn.model._replace(apply=Partial(_softmax_logits))
-    return loss_fn._replace(model=model)
-
-
 def _sweep(args: argparse.Namespace) -> int:
     import jgd
 
@@ -519,8 +503,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
         check_writable(args.save_best, "--save-best path")
     setup = _prepare(args)
-    if args.model == "softmax":
-        setup["loss_fn"] = _sweepable(setup["loss_fn"])
     grid = {"learning_rate": np.geomspace(args.lr_min, args.lr_max, args.num)}
     factory = _sweep_factory(args)
     if args.momentum is not None:
