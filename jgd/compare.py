@@ -321,8 +321,8 @@ def optax_parity(
     Example:
         >>> import jgd
         >>> report = jgd.compare.optax_parity("quadratic_bowl", epochs=50)
-        >>> report.passed, len(report.rows)
-        (True, 3)
+        >>> report.passed, len(report.rows)  # gd, momentum, nesterov and L-BFGS
+        (True, 4)
     """
     if isinstance(problem, str):
         problem = problems.get(problem)

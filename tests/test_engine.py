@@ -120,13 +120,18 @@ def test_metrics_and_aux_histories_equal_a_python_loop():
     )
     params, state = softmax_start(), optimizer.init(softmax_start())
     expected = {"loss": [], "aux": [], "train": [], "val": [], "val_loss": []}
+
+    @jax.jit
+    def step(params, state, rows):
+        (loss, aux), grads = jax.value_and_grad(_loss_with_aux, has_aux=True)(params, rows)
+        updates, state = optimizer.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss, aux
+
     for _ in range(3):
         loss_sum = aux_sum = 0.0
         for start in range(0, n, batch_size):
             rows = jax.tree.map(lambda a, s=start: a[s : s + batch_size], BATCH)
-            (loss, aux), grads = jax.value_and_grad(_loss_with_aux, has_aux=True)(params, rows)
-            updates, state = optimizer.update(grads, state, params)
-            params = optax.apply_updates(params, updates)
+            params, state, loss, aux = step(params, state, rows)
             size = rows["label"].shape[0]
             loss_sum += float(loss) * size
             aux_sum += float(aux["logit_norm"]) * size

@@ -106,13 +106,18 @@ def test_lbfgs_follows_optax_documented_loop_step_for_step():
 
     solver = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(objective)
-    params, state = start, solver.init(start)
-    for step in range(8):
+
+    @jax.jit
+    def optax_step(params, state):  # the documented loop's step, jitted as in its example
         value, grad = value_and_grad(params, state=state)
         updates, state = solver.update(
             grad, state, params, value=value, grad=grad, value_fn=objective
         )
-        params = optax.apply_updates(params, updates)
+        return optax.apply_updates(params, updates), state, value
+
+    params, state = start, solver.init(start)
+    for step in range(8):
+        params, state, value = optax_step(params, state)
         np.testing.assert_allclose(result.history.loss[step], value, rtol=1e-5)
         np.testing.assert_allclose(
             result.history.params["w"][step], params["w"], rtol=1e-4, atol=1e-6
