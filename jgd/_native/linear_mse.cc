@@ -272,7 +272,13 @@ inline Vec LoadFirst(const float* p, int count) {
 #endif
 }
 
-inline Vec Splat(float x) { return Vec{} + x; }
+inline Vec Splat(float x) {
+#if defined(JGD_AVX2)
+  return _mm256_set1_ps(x);
+#else
+  return Vec{x, x, x, x};  // (Vec{} + x would add 0.0f first: -0.0f + 0.0f is +0.0f)
+#endif
+}
 
 // a * b + c in one rounding where the target has FMA (-ffp-contract=fast
 // contracts it; AVX2 spells it out so it does not depend on the flag).
@@ -374,12 +380,26 @@ void SumPartition(const Problem& pb, int64_t begin, int64_t end, float* out) {
       sum_r2 = Fma(lane0, lane0, sum_r2);
     }
     // Gradient of the block from L1, kSets sets of accumulators so consecutive
-    // rows do not wait on each other.
-    for (int64_t j = 0; j < rows; ++j) {
+    // rows do not wait on each other (unrolled: indexing the sets with j % kSets
+    // would keep them in memory).
+    // Meanwhile ask for the next block, row by row: the hardware prefetcher
+    // alone leaves memory idle while this loop runs from L1.
+    int64_t j = 0;
+    for (; j + kSets <= rows; j += kSets) {
+#ifndef JGD_NO_PREFETCH
+      for (int64_t line = 0; line < kSets * d; line += 16)
+        __builtin_prefetch(X + (kBlockRows + j) * d + line);
+#endif
+      for (int s = 0; s < kSets; ++s) {
+        const float* row = X + (j + s) * d;
+        const Vec rj = Splat(r[j + s]);
+        for (int c = 0; c < kChunks; ++c) g[s][c] = Fma(rj, load(row, c), g[s][c]);
+      }
+    }
+    for (; j < rows; ++j) {
       const float* row = X + j * d;
       const Vec rj = Splat(r[j]);
-      auto& set = g[j % kSets];
-      for (int c = 0; c < kChunks; ++c) set[c] = Fma(rj, load(row, c), set[c]);
+      for (int c = 0; c < kChunks; ++c) g[0][c] = Fma(rj, load(row, c), g[0][c]);
     }
   }
   for (int c = 0; c < kChunks; ++c) {
