@@ -3,22 +3,29 @@
 XLA computes ``X @ w`` and ``X.T @ r`` as two products, so a full-batch step
 reads X from memory twice; ``linear_mse.cc`` reads each block of rows once and
 takes the gradient while the block is still in L1 (1,000,000 x 16 float32 on a
-2-core CPU: 1.6 against 4.4 ms per step). It is an XLA FFI custom call built
+2-core AVX-512 CPU: 1.6 against 4.4 ms per step). It is an XLA FFI custom call built
 on first use with the machine's C++ compiler (``$CXX`` or ``c++``) and XLA's
 FFI headers (``jax.ffi.include_dir()``), cached in ``$JGD_CACHE_DIR`` (default
 ``~/.cache/jgd``) under a name that hashes the source, the flags, jaxlib's
 version and the CPU, so a cache shared between machines is never wrong.
 
-A second kernel does the same for a sweep's members at once (``X @ W`` for
-16 members at a time with their weights and gradients in registers, so the
-(rows, members) residual matrix is never written to memory: 256 members,
-10,000 x 10, 1.0 -> 0.41 ms per epoch).
+A second kernel does the same for a sweep's members at once (``X @ W`` for a
+vector of members at a time, 16 with AVX-512, with their weights and gradients
+in registers, so the (rows, members) residual matrix is never written to
+memory: 256 members, 10,000 x 10, 1.0 -> 0.41 ms per epoch).
+
+Each build is for one instruction set (``VARIANTS``): AVX-512 (16 lanes) or
+AVX2 + FMA (8 lanes) on x86-64, generic 4-lane vector code on ARM64 (NEON);
+``$JGD_NATIVE_ISA`` forces one the CPU runs (tests build the AVX2 variant on
+AVX-512 machines). A cached library is loaded only when the sha256 written
+beside it matches, so a truncated one is rebuilt instead of crashing the
+process.
 
 They are used only where they are built for: float32 linear MSE with 5 to 64
-features (a sweep: 1 to 16), an x86-64 CPU with AVX-512, data and members on
-one device. Anywhere else, when no compiler is found, or with ``JGD_NATIVE=0``,
-jgd uses XLA as before; nothing fails because the kernels are missing.
-``status()`` says which and why.
+features (a sweep: 1 to 16), data and members on one device. Anywhere else,
+when no compiler is found, or with ``JGD_NATIVE=0``, jgd uses XLA as before;
+nothing fails because the kernels are missing. ``status()`` says which variant
+was built, or why none.
 """
 
 from __future__ import annotations
