@@ -77,6 +77,9 @@ def _read_loop() -> Callable[..., float] | None:
     )
     if built.returncode != 0:
         return None
+    # Idle OpenMP threads must sleep, not spin: spinning ones would take cores
+    # from the XLA runs timed between the read loop's calls.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     function = ctypes.CDLL(str(folder / "read.so")).jgd_read_sum
     function.restype = ctypes.c_double
     function.argtypes = [ctypes.c_void_p, ctypes.c_long]

@@ -99,8 +99,9 @@ def _reference(X, y, w, b):
 
 
 # Shapes around the kernels' edges: 4-, 8- and 16-lane vectors (d = 3 to 5, 7 to
-# 9, 15 to 17, 63, 64), groups of 4, 8 and 16 rows and 256-row blocks (n below,
-# at and above them), several 16,384-row partitions and one row past them.
+# 9, 15 to 17, 63, 64), groups of 4, 8 and 16 rows, blocks (256 rows with
+# AVX-512; 8 KB, 32 to 128 rows, otherwise) with n below, at and above them,
+# several 16,384-row partitions and one row past them.
 SHAPES = [
     (1, 1),
     (7, 8),
