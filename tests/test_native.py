@@ -359,7 +359,7 @@ def test_a_truncated_cached_library_is_rebuilt_not_loaded(tmp_path, monkeypatch)
     if not _kernels_here():
         return
     # This process's library (same name in any cache folder), copied and cut in half.
-    built = Path(_native._loader.reason.rpartition("loaded from ")[2])
+    built = _native._loader.path
     cached = tmp_path / built.name
     cached.write_bytes(built.read_bytes()[: built.stat().st_size // 2])
     shutil.copy(built.with_name(built.name + ".sha256"), tmp_path)

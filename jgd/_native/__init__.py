@@ -89,6 +89,7 @@ class _Loader:
         self._done = False
         self.library: ctypes.CDLL | None = None
         self.variant: str | None = None  # the instruction set of the loaded library
+        self.path: Path | None = None  # where it was loaded from
         self.reason = "not built yet"
         self.compiled = 0  # how many times this loader ran the compiler
 
@@ -124,7 +125,7 @@ class _Loader:
         built_for = library.jgd_native_variant().decode()
         if built_for != variant or not library.jgd_native_cpu_ok():
             return None, f"{_NO_VARIANT[variant]} (the compiler built {built_for})"
-        self.variant = variant
+        self.variant, self.path = variant, path
         where = f"built with {compiler_path} for {_DESCRIPTIONS[variant]}"
         return library, f"{where}, loaded from {path}"
 
