@@ -3,6 +3,8 @@
 import os
 import platform
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -15,30 +17,59 @@ from hypothesis import strategies as st
 
 import jgd
 from jgd import _fused, _native, _sharding, _validate
-from tests.helpers import regression_problem
+from tests.helpers import regression_problem, run_with_devices
 
 # Reasons that depend on the machine, not on jgd's code.
 _MACHINE_REASONS = (
     "disabled by JGD_NATIVE=0",
-    "written for x86-64",
+    "no kernel for this CPU",
     "no C++ compiler",
     "this CPU has no AVX-512",
+    "this CPU has no AVX2",
+    "this CPU has neither AVX-512 nor AVX2",
+    "no vector code for this CPU",
     "jax ",  # too old to have jax.ffi
 )
 
 
-def _buildable_here() -> bool:
-    """x86-64 with AVX-512 and a C++ compiler: the kernel must build and load."""
+def _runnable_variants() -> list[str]:
+    """The kernel variants this CPU runs, read from /proc/cpuinfo apart from the loader."""
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return ["generic"]
+    if machine not in ("x86_64", "amd64"):
+        return []
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        return False
-    return (
-        platform.machine().lower() in ("x86_64", "amd64")
-        and " avx512f" in flags
-        and shutil.which(os.environ.get("CXX") or "c++") is not None
-        and os.environ.get("JGD_NATIVE", "1") != "0"
-    )
+        return []
+    runnable = ["generic"]
+    if {"avx2", "fma"} <= flags:
+        runnable.append("avx2")
+    if "avx512f" in flags:
+        runnable.append("avx512")
+    return runnable
+
+
+def _expected_variant() -> str | None:
+    """The variant the loader must build here: forced by JGD_NATIVE_ISA, else the widest."""
+    if os.environ.get("JGD_NATIVE", "1") == "0":
+        return None
+    if shutil.which(os.environ.get("CXX") or "c++") is None:
+        return None
+    runnable = _runnable_variants()
+    forced = os.environ.get("JGD_NATIVE_ISA")
+    if forced:
+        return forced if forced in runnable else None
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return "generic"
+    wide = [v for v in ("avx512", "avx2") if v in runnable]
+    return wide[0] if wide else None
+
+
+def _buildable_here() -> bool:
+    """A compiler and a CPU the kernels are written for: they must build and load."""
+    return _expected_variant() is not None
 
 
 def _kernels_here() -> bool:
@@ -53,6 +84,7 @@ def test_the_kernel_is_built_wherever_the_machine_allows_it():
     if _buildable_here():
         assert _native.available(), _native.status()
         assert _native.status().startswith("built with")
+        assert _native.variant() == _expected_variant()
     else:
         # Only a machine reason may keep it out, never a compile error in jgd's code.
         assert not _native.available()
@@ -66,16 +98,27 @@ def _reference(X, y, w, b):
     return np.mean(residual**2), 2 / n * X64.T @ residual, 2 / n * residual.sum()
 
 
-# Shapes around the kernel's edges: 16-lane vectors (d = 15, 16, 17, 64), 16-row
-# groups and 256-row blocks (n not a multiple), several 16,384-row partitions.
+# Shapes around the kernels' edges: 4-, 8- and 16-lane vectors (d = 3 to 5, 7 to
+# 9, 15 to 17, 63, 64), groups of 4, 8 and 16 rows, blocks (256 rows with
+# AVX-512; 8 KB, 32 to 128 rows, otherwise) with n below, at and above them,
+# several 16,384-row partitions and one row past them.
 SHAPES = [
     (1, 1),
+    (7, 8),
+    (8, 7),
+    (9, 9),
     (17, 3),
     (300, 5),
+    (255, 4),
+    (256, 12),
     (513, 15),
     (1000, 16),
     (999, 17),
+    (100, 33),
+    (129, 63),
     (257, 64),
+    (16384, 24),
+    (16385, 5),
     (2 * 16384 + 37, 16),
 ]
 
@@ -190,10 +233,24 @@ def test_arrays_on_several_devices_keep_the_kernels_out():
     np.testing.assert_allclose(meshed.params["w"], plain.params["w"], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("members,d", [(1, 1), (5, 3), (16, 10), (17, 16), (40, 7)])
-def test_members_kernel_equals_numpy_in_float64(members, d):
+# Members around 4-, 8- and 16-lane groups, 1 to 16 features, rows around the
+# 512-row partitions and the pairs of rows (an odd last row).
+MEMBER_SHAPES = [
+    (1, 1, 2 * 512 + 13),
+    (5, 3, 2 * 512 + 13),
+    (8, 8, 1),
+    (9, 5, 511),
+    (16, 10, 2 * 512 + 13),
+    (17, 16, 2 * 512 + 13),
+    (24, 12, 512),
+    (33, 2, 513),
+    (40, 7, 2 * 512 + 13),
+]
+
+
+@pytest.mark.parametrize("members,d,n", MEMBER_SHAPES)
+def test_members_kernel_equals_numpy_in_float64(members, d, n):
     rng = np.random.default_rng(members * 100 + d)
-    n = 2 * 512 + 13  # several 512-row partitions and an odd last row
     X = rng.normal(size=(n, d)).astype(np.float32)
     y = rng.normal(size=n).astype(np.float32)
     W = rng.normal(size=(members, d)).astype(np.float32)
@@ -240,11 +297,98 @@ def test_loader_caches_the_build_and_leaves_no_temporary_files(tmp_path):
     assert first.available(), first.reason
     assert first.compiled == 1
     built = sorted(p.name for p in tmp_path.iterdir())
-    assert len(built) == 1 and built[0].startswith("linear_mse-") and built[0].endswith(".so")
+    # The library and its checksum, nothing else (no temporary files).
+    assert len(built) == 2 and built[0].startswith("linear_mse-") and built[0].endswith(".so")
+    assert built[1] == built[0] + ".sha256"
+    assert first.variant == _expected_variant() and f"-{first.variant}-" in built[0]
     second = _native._Loader(cache_dir=tmp_path)
     assert second.available(), second.reason
     assert second.compiled == 0  # loaded from the cache, not built again
     assert sorted(p.name for p in tmp_path.iterdir()) == built
+
+
+def test_a_forced_variant_this_cpu_cannot_run_is_a_machine_reason(tmp_path):
+    for isa in sorted(set(_native.VARIANTS) - set(_runnable_variants())):
+        loader = _native._Loader(cache_dir=tmp_path, isa=isa)
+        assert not loader.available()
+        assert loader.reason.startswith(_MACHINE_REASONS), loader.reason
+    unknown = _native._Loader(cache_dir=tmp_path, isa="sse9")
+    assert not unknown.available() and "JGD_NATIVE_ISA='sse9'" in unknown.reason
+    assert list(tmp_path.iterdir()) == []  # nothing was compiled
+
+
+@pytest.mark.parametrize("isa", sorted(_native.VARIANTS))
+def test_every_variant_this_cpu_runs_passes_the_kernel_tests(isa):
+    """JGD_NATIVE_ISA builds a narrower variant (the AVX2 one on an AVX-512 CPU).
+
+    The variant this process loaded already ran every test here; each other one
+    the CPU runs gets the kernel tests against NumPy again, in a new process.
+    """
+    if isa not in _runnable_variants() or _expected_variant() in (None, isa):
+        return
+    # In the forced process (JGD_NATIVE_ISA set) -k does not select this test.
+    env = {**os.environ, "JGD_NATIVE_ISA": isa, "JAX_PLATFORMS": "cpu"}
+    tests = "built_wherever or equals_numpy or does_not_depend_on_threads or for_any_shape"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", tests],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-500:]
+
+
+def test_a_library_is_trusted_only_with_its_checksum(tmp_path):
+    library = tmp_path / "linear_mse-x.so"
+    _native._write_verified(library, b"\x7fELF library bytes")
+    assert _native._verified(library)
+    library.write_bytes(b"\x7fELF libr")  # truncated
+    assert not _native._verified(library)
+    _native._write_verified(library, b"\x7fELF library bytes")
+    (tmp_path / "linear_mse-x.so.sha256").unlink()  # a cache from before checksums
+    assert not _native._verified(library)
+    assert not _native._verified(tmp_path / "missing.so")
+
+
+def test_a_truncated_cached_library_is_rebuilt_not_loaded(tmp_path, monkeypatch):
+    """A cut-off .so in the cache used to kill every later linear fit with SIGBUS."""
+    if not _kernels_here():
+        return
+    # This process's library (same name in any cache folder), copied and cut in half.
+    built = _native._loader.path
+    cached = tmp_path / built.name
+    cached.write_bytes(built.read_bytes()[: built.stat().st_size // 2])
+    shutil.copy(built.with_name(built.name + ".sha256"), tmp_path)
+    monkeypatch.setenv("JGD_CACHE_DIR", str(tmp_path))
+    result = run_with_devices(
+        """
+        import json
+        import numpy as np
+        import jax
+        from jgd import _native
+
+        assert _native.available(), _native.status()  # registers the kernels
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(300, 7)).astype(np.float32)
+        y = rng.normal(size=300).astype(np.float32)
+        w = rng.normal(size=7).astype(np.float32)
+        value, grad_w, _ = jax.jit(_native.linear_mse)(w, np.float32(0.5), X, y)
+        r = X.astype(np.float64) @ w + 0.5 - y
+        error = max(abs(float(value) / np.mean(r**2) - 1),
+                    float(np.abs(grad_w - 2 / 300 * X.T.astype(np.float64) @ r).max()))
+        print(json.dumps({"compiled": _native._loader.compiled, "error": error,
+                          "status": _native.status()}))
+        """,
+        devices=1,
+    )
+    assert result["compiled"] == 1, result  # rebuilt, not loaded
+    assert result["error"] < 1e-5, result
+    assert result["status"].startswith("built with") and str(tmp_path) in result["status"]
+    assert _native._verified(cached)
 
 
 def test_loader_without_a_compiler_says_so(tmp_path):
