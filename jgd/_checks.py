@@ -151,3 +151,16 @@ def leaves_finite(leaves: list[Any]) -> list[bool]:
             if ok:
                 remember_finite(leaves[i])
     return result
+
+
+def positive_int_argument(text: str) -> int:
+    """An argparse ``type``: a positive integer, or a one-line usage error."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value

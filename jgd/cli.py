@@ -12,6 +12,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from jgd._checks import positive_int_argument as _positive_int
+
 _MODELS = ("linear", "logistic", "softmax", "mlp")
 _TASKS = ("regress", "classify")
 _OPTIMIZERS = ("gd", "momentum", "nesterov", "adam")
@@ -54,16 +56,6 @@ def _learning_rate(text: str) -> float | str:
         ) from None
     if not np.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number or 'auto', got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
 
 
@@ -728,7 +720,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--beta", type=float, default=0.9, help="momentum (default 0.9)")
     fit.add_argument("--tol", type=float, default=None, help="stop when the loss changes by less")
     fit.add_argument(
-        "--patience", type=_positive_int, default=None, help="early stopping on the validation loss"
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="early stopping on the validation loss",
     )
     fit.add_argument("--save", metavar="PARAMS.npz", help="save the model for 'jgd predict'")
     fit.add_argument("--plot-dir", metavar="DIR", help="write PNG plots there (needs matplotlib)")

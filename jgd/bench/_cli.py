@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from jgd import losses, models
+from jgd._checks import positive_int_argument as _positive_int
 from jgd.bench._suite import WORKLOADS, format_table, run, write
 from jgd.bench._workload import time_workload
 from jgd.compare import optimizer_by_name
@@ -86,16 +87,6 @@ def builtin(
     return Builtin(loss_fn, params, Dataset(jnp.asarray(X), jnp.asarray(y)), float(flops))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``jgd bench``'s options: the suite's (``--quick``, ``--only``) and ``--workload``'s."""
     suite = parser.add_argument_group("the standard suite (default)")
@@ -117,7 +108,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     one.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     one.add_argument("--seed", type=int, default=0, help="data, init and shuffling seed")
     parser.add_argument(
-        "--repeats", type=_positive_int, default=5, help="timed calls per figure (default 5)"
+        "--repeats",
+        type=_positive_int,
+        default=5,
+        help="timed calls per figure (default 5)",
     )
     parser.add_argument(
         "--out",
