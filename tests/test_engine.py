@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas
 import pytest
 
 import jgd
@@ -238,7 +239,6 @@ def test_full_batch_key_per_epoch_differs():
 
 
 def test_pandas_dataframe_and_series_are_accepted():
-    pandas = pytest.importorskip("pandas")
     data = regression_problem(n=30, d=2)
     frame = pandas.DataFrame(np.asarray(data.X), columns=["a", "b"])
     series = pandas.Series(np.asarray(data.y))
