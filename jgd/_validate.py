@@ -145,6 +145,9 @@ def warn_if_uphill(optimizer: Any, params: Any) -> None:
 
     if isinstance(optimizer, OptimizerFactory):
         return
+    update = getattr(optimizer, "update", None)
+    if isinstance(update, jax.tree_util.Partial) and update.args + tuple(update.keywords.values()):
+        return  # jgd's own optimizers: rates are array leaves, validated when built
     arrays, static = _filtering.partition(optimizer)
     key = (static, tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(params)))
     try:
