@@ -6,6 +6,8 @@ import numpy as np
 import optax
 import pandas
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jgd
 from tests.helpers import (
@@ -410,3 +412,47 @@ def test_an_overflow_in_the_last_update_is_reported_as_divergence():
     assert np.isfinite(np.asarray(result.params["w"])).all()
     assert not np.isfinite(float(loss_fn(result.params, data)))
     assert result.status is jgd.Status.DIVERGED and result.diverged_at == 1
+
+
+_NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.integers(-3, 10),
+    st.sampled_from([None, "0.1", True]),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    learning_rate=_NUMBERS,
+    epochs=st.one_of(st.integers(-2, 4), st.sampled_from([2**31, 1.5, None])),
+    batch_size=st.one_of(st.none(), st.integers(-1, 12), st.sampled_from([2.0, "4"])),
+    tol=st.one_of(st.none(), _NUMBERS),
+    patience=st.one_of(st.none(), st.integers(-1, 3)),
+)
+def test_any_hyperparameters_give_a_clear_error_or_a_finite_result(
+    learning_rate, epochs, batch_size, tol, patience
+):
+    """Generated settings: a ValueError/TypeError naming the input, or a sound result."""
+    data = regression_problem(n=10, d=2)
+    loss_fn = jgd.objective(jgd.models.linear(2))
+    names = ("learning_rate", "epochs", "batch_size", "tol", "patience")
+    try:
+        optimizer = jgd.gd(learning_rate)
+        result = jgd.fit(
+            loss_fn,
+            loss_fn.model.init(None),
+            data,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            tol=tol,
+            patience=patience,
+            val_data=data,
+            key=0,
+        )
+    except (ValueError, TypeError) as error:
+        assert any(name in str(error) for name in names), str(error)
+        return
+    assert isinstance(result.status, jgd.Status) and 1 <= result.epochs_run <= epochs
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(result.params))
+    assert len(result.history.loss) == result.epochs_run
