@@ -44,6 +44,14 @@ class Checked(NamedTuple):
     config: Config
     metrics: dict[str, Any] | None = None
 
+    def problem(self, optimizer: Any) -> Any:
+        """The engine's ``Problem`` for these checked values (a sweep passes None)."""
+        from jgd._engine import Problem
+
+        return Problem(
+            self.loss_fn, optimizer, self.data, self.val_data, self.key, self.tol, self.metrics
+        )
+
 
 def check_params(params: Any) -> Any:
     """Params as a pytree of finite float JAX arrays, or a clear error."""

@@ -288,34 +288,11 @@ def sweep(
         >>> [s.name for s in map(jgd.Status, result.status.tolist())]
         ['MAX_EPOCHS', 'MAX_EPOCHS', 'DIVERGED']
     """
-    static = _static_axes(grid, optimizer)
-    if static:
-        if checkpoint is not None or halving is not None:
-            raise ValueError(
-                "static grid axes (batch_size, epochs, a dict of optimizers) run one program per "
-                "combination: use them without checkpoint= or halving=."
-            )
-        arguments = {**locals()}
-        for name in ("static", "grid", "optimizer", "batch_size", "epochs"):
-            arguments.pop(name)
-        return _static_sweep(static, grid, optimizer, batch_size, epochs, arguments)
-    if not callable(optimizer):
-        raise TypeError(
-            "optimizer must be a factory called with the grid's values, e.g. jgd.gd or "
-            f"lambda learning_rate: optax.adam(learning_rate); got {optimizer!r}."
-        )
+    arguments = {**locals()}
+    split = _split_sweep(arguments)
+    if split is not None:
+        return split
     configs = _grid(grid)
-    chunk = _member_chunk(member_chunk, configs, params, data, epochs, record_every, batch_size)
-    if chunk < len(next(iter(configs.values()))):
-        if checkpoint is not None or halving is not None:
-            raise ValueError(
-                f"this grid runs in chunks of {chunk} members (memory); checkpoint= and "
-                "halving= need it in one program: pass member_chunk=None with a smaller grid."
-            )
-        arguments = {**locals()}
-        for name in ("grid", "member_chunk", "chunk", "configs", "static"):
-            arguments.pop(name)
-        return _chunked_sweep(configs, chunk, arguments)
     if "l2" in configs and not isinstance(loss_fn, Objective):
         raise ValueError(
             "grid['l2'] needs a loss built with jgd.objective(model, loss) so l2 can be swept."
@@ -342,35 +319,19 @@ def sweep(
         mode=mode,
     )
     config = checked.config._replace(batched=True, record_params=bool(record_params))
-    problem = Problem(
-        checked.loss_fn,
-        None,
-        checked.data,
-        checked.val_data,
-        checked.key,
-        checked.tol,
-        checked.metrics,
-    )
+    problem = checked.problem(None)
     arrays, static, config, padded = _placed(problem, start, configs, seeded, config, mesh)
-    members = len(configs[next(iter(configs))])
-    rows = n_rows(checked.data)
-    values_per_row = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(checked.data))
-    options = RunOptions(
-        epochs=config.epochs,
-        description="jgd.sweep",
-        progress=_progress.wanted(progress, config.epochs, rows * members),
-        checkpoint=None if checkpoint is None else os.fspath(checkpoint),
-        checkpoint_every=check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs),
-        resume=resume,
-        long=_progress.long_run(config.epochs, rows, values_per_row, _size(start) * members),
+    options = _options(
+        checked, config, start, configs, progress, checkpoint, checkpoint_every, resume
     )
-    call = (arrays, static, optimizer, seeded, config)
     if halving is not None:
         _check_halving(halving, checkpoint, mesh)
         rungs = _Rungs(problem, start, configs, seeded, config, optimizer)
         outcome, final_loss, final_val = _run_halving(rungs, halving)
     else:
+        call = (arrays, static, optimizer, seeded, config)
         outcome, final_loss, final_val = drive(_program(call, problem, configs), options)
+    members = len(configs[next(iter(configs))])
     if padded != members:
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)
@@ -380,6 +341,26 @@ def sweep(
         if not (has_aux or loss_takes_key):
             first = start if not seeded else jax.tree.map(lambda a: a[0], start)
             bounds = _bounds(checked.loss_fn, first, checked.data, configs)
+    return _sweep_result(configs, outcome, final_loss, final_val, bounds)
+
+
+def _options(checked, config, start, configs, progress, checkpoint, checkpoint_every, resume):
+    """How the driver runs a sweep (bar, checkpoints, chunks for long runs)."""
+    members = len(configs[next(iter(configs))])
+    rows = n_rows(checked.data)
+    values_per_row = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(checked.data))
+    return RunOptions(
+        epochs=config.epochs,
+        description="jgd.sweep",
+        progress=_progress.wanted(progress, config.epochs, rows * members),
+        checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+        checkpoint_every=check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs),
+        resume=resume,
+        long=_progress.long_run(config.epochs, rows, values_per_row, _size(start) * members),
+    )
+
+
+def _sweep_result(configs, outcome, final_loss, final_val, bounds) -> SweepResult:
     return SweepResult(
         configs={n: np.asarray(v) for n, v in configs.items()},
         params=outcome.params,
@@ -397,6 +378,48 @@ def sweep(
 
 #: Grid names that change the program (not traced): one compiled program per value.
 _STATIC_NAMES = ("batch_size", "epochs")
+
+
+def _split_sweep(arguments: dict[str, Any]) -> SweepResult | None:
+    """A sweep run as several programs (static axes, or member chunks), else None.
+
+    ``arguments`` are ``sweep``'s own; the pieces call ``sweep`` again.
+    """
+    grid, optimizer = arguments["grid"], arguments["optimizer"]
+    one_program = ("checkpoint", "halving")
+    static = _static_axes(grid, optimizer)
+    if static:
+        if any(arguments[name] is not None for name in one_program):
+            raise ValueError(
+                "static grid axes (batch_size, epochs, a dict of optimizers) run one program per "
+                "combination: use them without checkpoint= or halving=."
+            )
+        rest = {k: v for k, v in arguments.items() if k not in ("grid", "optimizer")}
+        return _static_sweep(static, grid, optimizer, rest)
+    if not callable(optimizer):
+        raise TypeError(
+            "optimizer must be a factory called with the grid's values, e.g. jgd.gd or "
+            f"lambda learning_rate: optax.adam(learning_rate); got {optimizer!r}."
+        )
+    configs = _grid(grid)
+    chunk = _member_chunk(
+        arguments["member_chunk"],
+        configs,
+        arguments["params"],
+        arguments["data"],
+        arguments["epochs"],
+        arguments["record_every"],
+        arguments["batch_size"],
+    )
+    if chunk >= len(next(iter(configs.values()))):
+        return None
+    if any(arguments[name] is not None for name in one_program):
+        raise ValueError(
+            f"this grid runs in chunks of {chunk} members (memory); checkpoint= and "
+            "halving= need it in one program: pass member_chunk=None with a smaller grid."
+        )
+    rest = {k: v for k, v in arguments.items() if k not in ("grid", "member_chunk")}
+    return _chunked_sweep(configs, chunk, rest)
 
 
 def _static_axes(grid: Any, optimizer: Any) -> dict[str, list[Any]]:
@@ -419,7 +442,7 @@ def _static_axes(grid: Any, optimizer: Any) -> dict[str, list[Any]]:
     return static
 
 
-def _static_sweep(static, grid, optimizer, batch_size, epochs, arguments) -> SweepResult:
+def _static_sweep(static, grid, optimizer, arguments) -> SweepResult:
     """One sweep per combination of static values, merged into one ``SweepResult``."""
     traced = {n: v for n, v in grid.items() if n not in static}
     if not traced:
@@ -432,11 +455,13 @@ def _static_sweep(static, grid, optimizer, batch_size, epochs, arguments) -> Swe
         chosen = dict(zip(static, values))
         factory = optimizer[chosen["optimizer"]] if "optimizer" in chosen else optimizer
         result = sweep(
-            **arguments,
+            **{
+                **arguments,
+                "batch_size": chosen.get("batch_size", arguments["batch_size"]),
+                "epochs": chosen.get("epochs", arguments["epochs"]),
+            },
             grid=traced,
             optimizer=factory,
-            batch_size=chosen.get("batch_size", batch_size),
-            epochs=chosen.get("epochs", epochs),
         )
         results.append(result)
         columns.append(chosen)
@@ -524,9 +549,8 @@ def _merge_results(results: list[SweepResult], columns: list[dict[str, Any]]) ->
 def _check_halving(halving: Any, checkpoint: Any, mesh: Any) -> None:
     if not isinstance(halving, Halving):
         raise TypeError(f"halving must be a jgd.Halving(eta, min_epochs), got {halving!r}.")
-    eta = check_positive_int(halving.eta, "halving.eta", minimum=2)
+    check_positive_int(halving.eta, "halving.eta", minimum=2)
     check_positive_int(halving.min_epochs, "halving.min_epochs")
-    del eta
     if checkpoint is not None or mesh is not None:
         raise ValueError("halving runs on one device without checkpoints; drop checkpoint/mesh.")
 
@@ -599,8 +623,8 @@ def _run_halving(rungs: _Rungs, halving: Halving):
             scores = -scores
         scores[~np.isfinite(scores) | (np.asarray(outcome.status) == Status.DIVERGED)] = np.inf
         order = np.argsort(scores, kind="stable")
-        keep = np.sort(order[: -(-len(alive) // halving.eta)])
-        gone = np.sort(order[-(-len(alive) // halving.eta) :])
+        kept = -(-len(alive) // halving.eta)  # ceil(live / eta)
+        keep, gone = np.sort(order[:kept]), np.sort(order[kept:])
         eliminated = outcome._replace(
             status=jnp.where(
                 outcome.status == Status.MAX_EPOCHS, Status.ELIMINATED, outcome.status

@@ -278,15 +278,7 @@ def fit(
             config.epochs, n_rows(checked.data), _values_per_row(checked.data), _size(start)
         ),
     )
-    problem = Problem(
-        checked.loss_fn,
-        optimizer,
-        checked.data,
-        checked.val_data,
-        checked.key,
-        checked.tol,
-        checked.metrics,
-    )
+    problem = checked.problem(optimizer)
     problem, start, config = _placed(problem, start, config, mesh)
     outcome = drive(_program(problem, start, config, checkpoint), options)
     status, epochs_run, diverged_at, filled = jax.device_get(
