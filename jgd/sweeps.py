@@ -289,10 +289,9 @@ def sweep(
         ['MAX_EPOCHS', 'MAX_EPOCHS', 'DIVERGED']
     """
     arguments = {**locals()}
-    split = _split_sweep(arguments)
+    split, configs = _split_sweep(arguments)
     if split is not None:
         return split
-    configs = _grid(grid)
     if "l2" in configs and not isinstance(loss_fn, Objective):
         raise ValueError(
             "grid['l2'] needs a loss built with jgd.objective(model, loss) so l2 can be swept."
@@ -380,10 +379,12 @@ def _sweep_result(configs, outcome, final_loss, final_val, bounds) -> SweepResul
 _STATIC_NAMES = ("batch_size", "epochs")
 
 
-def _split_sweep(arguments: dict[str, Any]) -> SweepResult | None:
-    """A sweep run as several programs (static axes, or member chunks), else None.
+def _split_sweep(arguments: dict[str, Any]) -> tuple[SweepResult | None, Any]:
+    """A sweep run as several programs (static axes, or member chunks), and the grid.
 
-    ``arguments`` are ``sweep``'s own; the pieces call ``sweep`` again.
+    ``arguments`` are ``sweep``'s own; the pieces call ``sweep`` again. Returns
+    (the merged result, None), or (None, the grid's configurations) to run it
+    as one program.
     """
     grid, optimizer = arguments["grid"], arguments["optimizer"]
     one_program = ("checkpoint", "halving")
@@ -395,7 +396,7 @@ def _split_sweep(arguments: dict[str, Any]) -> SweepResult | None:
                 "combination: use them without checkpoint= or halving=."
             )
         rest = {k: v for k, v in arguments.items() if k not in ("grid", "optimizer")}
-        return _static_sweep(static, grid, optimizer, rest)
+        return _static_sweep(static, grid, optimizer, rest), None
     if not callable(optimizer):
         raise TypeError(
             "optimizer must be a factory called with the grid's values, e.g. jgd.gd or "
@@ -412,14 +413,14 @@ def _split_sweep(arguments: dict[str, Any]) -> SweepResult | None:
         arguments["batch_size"],
     )
     if chunk >= len(next(iter(configs.values()))):
-        return None
+        return None, configs
     if any(arguments[name] is not None for name in one_program):
         raise ValueError(
             f"this grid runs in chunks of {chunk} members (memory); checkpoint= and "
             "halving= need it in one program: pass member_chunk=None with a smaller grid."
         )
     rest = {k: v for k, v in arguments.items() if k not in ("grid", "member_chunk")}
-    return _chunked_sweep(configs, chunk, rest)
+    return _chunked_sweep(configs, chunk, rest), None
 
 
 def _static_axes(grid: Any, optimizer: Any) -> dict[str, list[Any]]:
