@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from jgd import _fused
+from jgd import _fused, _sharding
 from jgd.data import permutation
 from jgd.results import History, Status
 
@@ -33,6 +33,7 @@ __all__ = [
     "Start",
     "State",
     "advance_until",
+    "constrained",
     "evaluate",
     "final_losses",
     "finish",
@@ -107,6 +108,12 @@ def with_optimizer(problem: Problem) -> Problem:
     if isinstance(problem.optimizer, OptimizerFactory):
         return problem._replace(optimizer=problem.optimizer.build())
     return problem
+
+
+def constrained(problem: Problem, config: Config) -> Problem:
+    """The problem as a program sees it: rows sharded (with a mesh), optimizer built."""
+    data, val_data = _sharding.constrain((problem.data, problem.val_data), config.data_sharding)
+    return with_optimizer(problem._replace(data=data, val_data=val_data))
 
 
 class State(NamedTuple):

@@ -9,7 +9,6 @@ model with MSE the batched loss and gradient have their own rule
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import os
@@ -20,20 +19,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _filtering, _progress, _sharding
+from jgd import _filtering, _members, _progress, _sharding
 from jgd._checks import check_hyperparameter, check_positive_int
 from jgd._driver import Program, RunOptions, check_checkpointing, drive
 from jgd._engine import (
     Config,
     Problem,
-    Start,
     State,
-    advance_until,
-    final_losses,
     finish,
-    initial_state,
     n_rows,
-    state_axes,
 )
 from jgd._validate import check_optimizer, check_params, prepare
 from jgd.curvature import lr_bound
@@ -50,13 +44,13 @@ class Halving(NamedTuple):
     """Successive halving inside one sweep (Hyperband's inner loop).
 
     Every configuration trains for ``min_epochs``; the best ``1 / eta`` of
-    them (by final validation loss, or training loss without ``val_data``;
+    them (by the monitored value at their final params: validation loss by
+    default, or ``monitor``/``mode``; training loss without ``val_data``;
     diverged members last) train ``eta`` times longer, and so on until
-    ``epochs`` or one configuration is left. Between rungs the survivors are
-    compacted into a smaller batch, so compute follows the live members; each
-    rung compiles once (its epoch count and member count are its own).
-    Eliminated members keep their results and history up to elimination, with
-    ``Status.ELIMINATED``.
+    ``epochs`` or one configuration is left. Members train in blocks and only
+    the survivors' blocks run, so compute follows the live members, with one
+    compiled program for every rung. Eliminated members keep their results
+    and history up to elimination, with ``Status.ELIMINATED``.
     """
 
     eta: int = 3
@@ -109,18 +103,6 @@ def _grid(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {name: np.asarray([p[i] for p in product]) for i, name in enumerate(axes)}
 
 
-def _member(problem: Problem, factory, values: dict[str, jax.Array]) -> Problem:
-    """A member's problem: its objective (with its l2) and optimizer (from the factory)."""
-    loss_fn = problem.loss_fn
-    member_loss = loss_fn._replace(l2=values["l2"]) if "l2" in values else loss_fn
-    optimizer = factory(**{n: v for n, v in values.items() if n not in ("l2", "seed")})
-    key = problem.key
-    if "seed" in values and key is not None:
-        # Each seed has its own data order (and loss keys): fold_in(key, seed).
-        key = jax.random.fold_in(key, values["seed"])
-    return problem._replace(loss_fn=member_loss, optimizer=optimizer, key=key)
-
-
 def _check_factory(
     factory: Callable[..., Any], configs: dict[str, np.ndarray], names: list[str], members: int
 ) -> None:
@@ -142,53 +124,6 @@ def _check_factory(
         except TypeError as error:
             raise TypeError(f"optimizer factory rejected grid names {names}: {error}") from None
         check_optimizer(built)
-
-
-_STATIC = ("static", "factory", "seeded", "config")
-
-
-def _constrained(problem: Problem, config: Config) -> Problem:
-    data, val_data = _sharding.constrain((problem.data, problem.val_data), config.data_sharding)
-    return problem._replace(data=data, val_data=val_data)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _sweep_start(arrays, static, factory, seeded: bool, config: Config) -> State:
-    problem, params, configs = _filtering.combine(arrays, static)
-    problem = _constrained(problem, config)
-
-    def member(values, start):
-        return initial_state(_member(problem, factory, values), config, Start(start))
-
-    return jax.vmap(member, in_axes=(0, 0 if seeded else None), out_axes=state_axes(config))(
-        configs, params
-    )
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _sweep_advance(arrays, static, factory, seeded: bool, config: Config, state, stop_at):
-    del seeded
-    problem, _, configs = _filtering.combine(arrays, static)
-    problem = _constrained(problem, config)
-
-    def member(values, member_state):
-        return advance_until(_member(problem, factory, values), config, member_state, stop_at)
-
-    axes = state_axes(config)
-    return jax.vmap(member, in_axes=(0, axes), out_axes=axes)(configs, state)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _sweep_finish(arrays, static, factory, seeded: bool, config: Config, state):
-    del seeded
-    problem, _, configs = _filtering.combine(arrays, static)
-    problem = _constrained(problem, config)
-
-    def member(values, member_state):
-        outcome = finish(member_state, config)
-        return outcome, *final_losses(_member(problem, factory, values), config, outcome.params)
-
-    return jax.vmap(member, in_axes=(0, state_axes(config)))(configs, state)
 
 
 def sweep(
@@ -220,6 +155,7 @@ def sweep(
     stability_bound: bool = True,
     halving: Halving | None = None,
     member_chunk: int | None = None,
+    compact: bool | None = None,
 ) -> SweepResult:
     """Train every configuration of a hyperparameter grid at once with ``jax.vmap``.
 
@@ -257,6 +193,15 @@ def sweep(
             nothing about them.
         halving: a ``jgd.Halving(eta, min_epochs)`` to run successive halving
             (no checkpoints, meshes or progress bar with it).
+        compact: train the members in blocks (a sixteenth of the grid each)
+            and, at each chunk boundary, run only the blocks of members still
+            running, so diverged, converged and early-stopped members stop
+            costing compute. One compiled program serves every live count (no
+            recompiles as members drop out). Results equal ``compact=False``
+            up to round-off (a block vmaps fewer members). ``None`` (default):
+            on for long runs (≥ ~1 s, which run in chunks anyway) on one CPU
+            device; off on GPU/TPU, where one wide vmap may be faster (not
+            measured). ``True`` needs one device.
 
     Grids too large for memory run automatically in chunks of members, one
     program call per chunk (same program), merged into one result;
@@ -323,14 +268,19 @@ def sweep(
     options = _options(
         checked, config, start, configs, progress, checkpoint, checkpoint_every, resume
     )
+    call = (arrays, static, optimizer, seeded, config)
+    members = len(configs[next(iter(configs))])
     if halving is not None:
         _check_halving(halving, checkpoint, mesh)
-        rungs = _Rungs(problem, start, configs, seeded, config, optimizer)
-        outcome, final_loss, final_val = _run_halving(rungs, halving)
+        block = _block_size(members, config.epochs, halving)
+        outcome, final_loss, final_val = _run_halving(call, halving, block)
     else:
-        call = (arrays, static, optimizer, seeded, config)
-        outcome, final_loss, final_val = drive(_program(call, problem, configs), options)
-    members = len(configs[next(iter(configs))])
+        block = None
+        heavy = _size(start) // (members if seeded else 1) >= 4 * _values_per_row(checked.data)
+        if _compacts(compact, mesh, padded == members, heavy, options):
+            block = _block_size(members, config.epochs, None)
+            options = options._replace(long=True)  # chunk boundaries: where members drop out
+        outcome, final_loss, final_val = drive(_program(call, problem, configs, block), options)
     if padded != members:
         outcome, final_loss, final_val = jax.tree.map(
             lambda a: a[:members], (outcome, final_loss, final_val)
@@ -347,7 +297,7 @@ def _options(checked, config, start, configs, progress, checkpoint, checkpoint_e
     """How the driver runs a sweep (bar, checkpoints, chunks for long runs)."""
     members = len(configs[next(iter(configs))])
     rows = n_rows(checked.data)
-    values_per_row = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(checked.data))
+    values_per_row = _values_per_row(checked.data)
     return RunOptions(
         epochs=config.epochs,
         description="jgd.sweep",
@@ -521,7 +471,7 @@ def _merge_results(results: list[SweepResult], columns: list[dict[str, Any]]) ->
     for name in results[0].configs:
         configs[name] = np.concatenate([np.asarray(r.configs[name]) for r in results])
     records = max(r.history.epoch.shape[1] for r in results)
-    histories = [_grow_history(r.history, records) for r in results]
+    histories = [_members.grow_history(r.history, records) for r in results]
     structures = {jax.tree.structure(r.opt_state) for r in results}
     if len(structures) == 1:
         opt_state = jax.tree.map(lambda *a: jnp.concatenate(a), *(r.opt_state for r in results))
@@ -556,96 +506,81 @@ def _check_halving(halving: Any, checkpoint: Any, mesh: Any) -> None:
         raise ValueError("halving runs on one device without checkpoints; drop checkpoint/mesh.")
 
 
-class _Rungs(NamedTuple):
-    """What every rung of a halving sweep shares."""
-
-    problem: Problem
-    start: Any
-    configs: dict[str, np.ndarray]
-    seeded: bool
-    config: Config
-    factory: Any
+#: Without halving, a grid runs in this many blocks when stopped members are compacted.
+_BLOCKS = 16
 
 
-def _members(tree: Any, axes: Any, rows: Any) -> Any:
-    """The members ``rows`` of ``tree``; ``axes`` (a prefix: 0 or None per part) says which
-    parts have a member axis (a sweep's shared loop counter has none)."""
-
-    def pick(axis: Any, part: Any) -> Any:
-        if axis is None or part is None:
-            return part
-        return jax.tree.map(lambda leaf: jnp.take(leaf, rows, axis=0), part)
-
-    return jax.tree.map(pick, axes, tree, is_leaf=lambda x: x is None)
-
-
-def _grow_history(history: Any, records: int) -> Any:
-    """History buffers (members, R, ...) padded to ``records`` slots (NaN, epoch 0)."""
-
-    def grow(buffer: jax.Array) -> jax.Array:
-        extra = records - buffer.shape[1]
-        fill = 0 if jnp.issubdtype(buffer.dtype, jnp.integer) else jnp.nan
-        widths = [(0, 0), (0, extra)] + [(0, 0)] * (buffer.ndim - 2)
-        return jnp.pad(buffer, widths, constant_values=fill)
-
-    return jax.tree.map(grow, history)
+def _block_size(members: int, epochs: int, halving: Halving | None) -> int:
+    """Members per block: a sixteenth of the grid; with halving, the last rung's size
+    (at least 1/64 of the grid), so the last rungs waste no compute on padding."""
+    if halving is None:
+        return -(-members // _BLOCKS)
+    live, end = members, halving.min_epochs
+    while end < epochs and live > 1:
+        live, end = -(-live // halving.eta), end * halving.eta
+    return max(live, -(-members // 64))
 
 
-def _rung(rungs: _Rungs, alive: np.ndarray, end: int, state: Any):
-    """Train the ``alive`` members to epoch ``end``; returns (state, outcome, losses)."""
-    configs = {n: v[alive] for n, v in rungs.configs.items()}
-    start = _members(rungs.start, 0, alive) if rungs.seeded else rungs.start
-    config = rungs.config._replace(epochs=end)
-    arrays, static, config, _ = _placed(rungs.problem, start, configs, rungs.seeded, config, None)
-    call = (arrays, static, rungs.factory, rungs.seeded, config)
-    if state is None:
-        state = _sweep_start(*call)
-    else:
-        records = -(-end // config.record_every)
-        state = state._replace(history=_grow_history(state.history, records))
-    state = _sweep_advance(*call, state, np.int32(end))
-    return state, *_sweep_finish(*call, state)
+def _compacts(compact: Any, mesh: Any, unpadded: bool, heavy: bool, options: RunOptions) -> bool:
+    """Whether stopped members are compacted: asked for, or (``None``) for a long run (in
+    chunks anyway: chunk boundaries are where members drop out) on one CPU device of a
+    model ``heavy`` beside its data (≥ 4 parameters per value in a row: an MLP, not a
+    linear model, whose members share each read of the data; blocks would read it again
+    per block)."""
+    if compact is not None and not isinstance(compact, bool):
+        raise TypeError(f"compact must be True, False or None, got {compact!r}.")
+    one_device = mesh is None and unpadded and len(jax.devices()) == 1
+    if compact and not one_device:
+        raise ValueError("compact=True runs on one device: drop mesh= (or use one device).")
+    if compact is None:
+        chunked = options.long or options.progress or options.checkpoint_every is not None
+        return one_device and heavy and chunked and jax.default_backend() == "cpu"
+    return compact
 
 
-def _run_halving(rungs: _Rungs, halving: Halving):
-    """Successive halving: rung by rung, the best 1/eta of the live members go on."""
-    members = len(next(iter(rungs.configs.values())))
-    alive, end, state = np.arange(members), halving.min_epochs, None
-    pieces = []  # (member indices, outcome, final loss, final val) at their last rung
-    axes = state_axes(rungs.config)
+def _live(state: State) -> np.ndarray:
+    return np.flatnonzero(np.asarray(state.status) == Status.MAX_EPOCHS)
+
+
+def _advance_live(call: tuple, state: State, block: int, stop_at: Any) -> State:
+    """Advance only the running members (the block program: no recompile as they drop)."""
+    order, n_blocks = _members.block_order(_live(state), state.status.shape[0], block)
+    return _members.advance_blocks(*call, state, order, n_blocks, np.int32(stop_at), block=block)
+
+
+def _run_halving(call: tuple, halving: Halving, block: int):
+    """Successive halving: rung by rung, the best 1/eta of the members go on.
+
+    Members are ranked by the monitored value at their final params (validation
+    loss by default; diverged members last); the eliminated keep their state,
+    history and final losses, with status ``ELIMINATED`` if they were running.
+    Two programs in all (start, and the scored block loop), whatever the rungs.
+    """
+    config = call[-1]
+    state = _members.start(*call)
+    members = state.status.shape[0]
+    final_loss, final_val = np.full(members, np.nan), np.full(members, np.nan)
+    alive, end = np.arange(members), halving.min_epochs
     while True:
-        end = min(end, rungs.config.epochs)
-        state, outcome, final_loss, final_val = _rung(rungs, alive, end, state)
-        if end >= rungs.config.epochs or len(alive) <= 1:
-            pieces.append((alive, outcome, final_loss, final_val))
-            break
-        scores = np.asarray(final_val if rungs.problem.val_data is not None else final_loss, float)
-        if rungs.config.maximize and rungs.config.monitor != "val_loss":
-            scores = -scores
-        scores[~np.isfinite(scores) | (np.asarray(outcome.status) == Status.DIVERGED)] = np.inf
-        order = np.argsort(scores, kind="stable")
-        kept = -(-len(alive) // halving.eta)  # ceil(live / eta)
-        keep, gone = np.sort(order[:kept]), np.sort(order[kept:])
-        eliminated = outcome._replace(
-            status=jnp.where(
-                outcome.status == Status.MAX_EPOCHS, Status.ELIMINATED, outcome.status
-            ).astype(jnp.int32)
+        end = min(end, config.epochs)
+        order, n_blocks = _members.block_order(alive, members, block)
+        state, scored = _members.advance_blocks(
+            *call, state, order, n_blocks, np.int32(end), block=block, scored=True
         )
-        pieces.append((alive[gone], *_members((eliminated, final_loss, final_val), 0, gone)))
-        state = _members(state, axes, keep)
-        alive, end = alive[keep], end * halving.eta
-    return _merge(pieces, members, -(-rungs.config.epochs // rungs.config.record_every))
-
-
-def _merge(pieces: list, members: int, records: int):
-    """One (outcome, final loss, final val) for all members from the rungs' pieces."""
-    order = np.argsort(np.concatenate([rows for rows, *_ in pieces]))
-    parts = []
-    for _, outcome, final_loss, final_val in pieces:
-        outcome = outcome._replace(history=_grow_history(outcome.history, records))
-        parts.append((outcome, final_loss, final_val))
-    merged = jax.tree.map(lambda *leaves: jnp.concatenate(leaves)[order], *parts)
-    return merged
+        scored = jax.device_get(scored)
+        final_loss[alive], final_val[alive] = scored.final_loss[alive], scored.final_val[alive]
+        if end >= config.epochs or alive.size <= 1:
+            break
+        ranked, status = np.array(scored.score[alive], float), np.array(state.status)
+        ranked[~np.isfinite(ranked) | (status[alive] == Status.DIVERGED)] = np.inf
+        by_score = np.argsort(ranked, kind="stable")
+        kept = -(-alive.size // halving.eta)  # ceil(live / eta)
+        gone = alive[by_score[kept:]]
+        status[gone[status[gone] == Status.MAX_EPOCHS]] = Status.ELIMINATED
+        state = state._replace(status=jnp.asarray(status, jnp.int32))
+        alive, end = np.sort(alive[by_score[:kept]]), end * halving.eta
+    dtype = state.prev_loss.dtype
+    return finish(state, config), jnp.asarray(final_loss, dtype), jnp.asarray(final_val, dtype)
 
 
 def _bounds(loss_fn: Any, params: Any, data: Any, configs: dict[str, np.ndarray]):
@@ -663,6 +598,10 @@ def _bounds(loss_fn: Any, params: Any, data: Any, configs: dict[str, np.ndarray]
         keys = np.asarray(l2_values).tolist()
     bounds = np.asarray([per_value[k] for k in keys], float)
     return bounds if np.all(np.isfinite(bounds)) and np.all(bounds > 0) else None
+
+
+def _values_per_row(data: Any) -> int:
+    return sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(data))
 
 
 def _size(params: Any) -> int:
@@ -722,7 +661,11 @@ def _placed(problem: Problem, start: Any, configs, seeded: bool, config: Config,
     return arrays, static, config._replace(native=_sharding.on_one_device(arrays)), padded
 
 
-def _program(call: tuple, problem: Problem, configs: dict[str, np.ndarray]) -> Program:
+def _program(
+    call: tuple, problem: Problem, configs: dict[str, np.ndarray], block: int | None
+) -> Program:
+    """The sweep's program for the driver; with ``block``, each chunk advances only the
+    members still running (compaction)."""
     config = call[-1]
 
     def postfix(state: State) -> dict[str, str]:
@@ -751,9 +694,13 @@ def _program(call: tuple, problem: Problem, configs: dict[str, np.ndarray]) -> P
         )
 
     return Program(
-        start=lambda: _sweep_start(*call),
-        advance=lambda state, stop_at: _sweep_advance(*call, state, stop_at),
-        finish=lambda state: _sweep_finish(*call, state),
+        start=lambda: _members.start(*call),
+        advance=(
+            (lambda state, stop_at: _members.advance(*call, state, stop_at))
+            if block is None
+            else (lambda state, stop_at: _advance_live(call, state, block, stop_at))
+        ),
+        finish=lambda state: _members.finish_all(*call, state),
         running=lambda state: bool(np.any(np.asarray(state.status) == Status.MAX_EPOCHS)),
         postfix=postfix,
         fingerprint=fingerprint,

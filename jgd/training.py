@@ -32,10 +32,10 @@ from jgd._engine import (
     Start,
     State,
     advance_until,
+    constrained,
     finish,
     initial_state,
     n_rows,
-    with_optimizer,
 )
 from jgd._validate import check_optimizer_argument, check_warm_start, prepare, warn_if_uphill
 from jgd.data import Dataset
@@ -47,7 +47,7 @@ __all__ = ["FitResult", "History", "Status", "fit"]
 @functools.partial(jax.jit, static_argnames=("static", "config"))
 def _fit_start(arrays: list[Any], static: _filtering.Static, config: Config) -> State:
     problem, start = _filtering.combine(arrays, static)
-    return initial_state(_constrained(problem, config), config, start)
+    return initial_state(constrained(problem, config), config, start)
 
 
 @functools.partial(jax.jit, static_argnames=("static", "config"))
@@ -55,18 +55,12 @@ def _fit_advance(
     arrays: list[Any], static: _filtering.Static, config: Config, state: State, stop_at
 ) -> State:
     problem, _ = _filtering.combine(arrays, static)
-    return advance_until(_constrained(problem, config), config, state, stop_at)
+    return advance_until(constrained(problem, config), config, state, stop_at)
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def _fit_finish(state: State, config: Config) -> Outcome:
     return finish(state, config)
-
-
-def _constrained(problem: Problem, config: Config) -> Problem:
-    """The problem as the program sees it: rows sharded (with a mesh), optimizer built."""
-    data, val_data = _sharding.constrain((problem.data, problem.val_data), config.data_sharding)
-    return with_optimizer(problem._replace(data=data, val_data=val_data))
 
 
 def _program(problem: Problem, start: Start, config: Config, checkpoint: Any) -> Program:

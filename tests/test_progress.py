@@ -4,7 +4,7 @@ import pytest
 
 import jgd
 from jgd import _progress
-from jgd.sweeps import _sweep_advance
+from jgd._members import advance as _sweep_advance
 from jgd.training import _fit_advance
 from tests.helpers import regression_problem
 

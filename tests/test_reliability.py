@@ -22,8 +22,8 @@ import jgd
 import jgd._checks
 import jgd.checkpoint
 import jgd.cli
+from jgd._members import advance as _sweep_advance
 from jgd.estimators import GDRegressor
-from jgd.sweeps import _sweep_advance
 from jgd.training import _fit_advance
 from tests.helpers import hessian_top_eigenvalue, regression_problem
 

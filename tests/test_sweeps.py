@@ -5,7 +5,7 @@ import optax
 import pytest
 
 import jgd
-from jgd.sweeps import _sweep_advance
+from jgd._members import advance as _sweep_advance
 from tests.helpers import hessian_top_eigenvalue, regression_problem, run_with_devices
 
 DATA, VAL = jgd.data.split(regression_problem(n=64, d=3), (0.75, 0.25))
@@ -510,3 +510,89 @@ def test_a_softmax_model_sweeps_like_solo_fits():
     for i, rate in enumerate((0.1, 0.5)):
         solo = jgd.fit(loss_fn, model.init(None), data, optimizer=jgd.gd(rate), epochs=5)
         np.testing.assert_allclose(swept.member(i).history.loss, solo.history.loss, rtol=1e-5)
+
+
+def _compaction_grid_sweep(compact, **extra):
+    """An MLP grid whose upper half diverges within a few epochs."""
+    model = jgd.models.mlp([3, 6, 1])
+    kwargs = dict(
+        optimizer=jgd.momentum,
+        grid={"learning_rate": [1e-3, 3e-3, 0.01, 0.03, 30.0, 100.0, 300.0, 1000.0]},
+        epochs=12,
+        val_data=VAL,
+        batch_size=16,
+        key=jax.random.key(0),
+        **extra,
+    )
+    return jgd.sweep(
+        jgd.objective(model), model.init(jax.random.key(1)), DATA, compact=compact, **kwargs
+    )
+
+
+def test_compaction_runs_only_live_members_and_changes_no_result(monkeypatch):
+    from jgd import _members
+
+    blocks_run, program = [], _members.advance_blocks
+
+    def counting(*args, **kwargs):
+        blocks_run.append(int(args[7]))  # n_blocks
+        return program(*args, **kwargs)
+
+    monkeypatch.setattr(_members, "advance_blocks", counting)
+    plain = _compaction_grid_sweep(False)
+    assert blocks_run == []  # no compaction: the whole vmap
+    compiled = program._cache_size()
+    compacted = _compaction_grid_sweep(True)
+    # Blocks of one member (8 members / 16 blocks): 8 run at first, 4 once the upper half
+    # diverged, with the one compiled program for every live count.
+    assert blocks_run[0] == 8 and blocks_run[-1] == 4 and len(blocks_run) > 1
+    assert program._cache_size() <= compiled + 1
+    # By default a run in chunks (here for its bar) of a model heavier than its data compacts.
+    blocks_run.clear()
+    _compaction_grid_sweep(None, progress=True)
+    assert blocks_run[0] == 8 and blocks_run[-1] == 4
+    status = np.asarray(plain.status)
+    assert status.tolist() == [jgd.Status.MAX_EPOCHS] * 4 + [jgd.Status.DIVERGED] * 4
+    for name in ("status", "stop_epoch", "diverged_at"):
+        np.testing.assert_array_equal(getattr(compacted, name), getattr(plain, name))
+    # Up to round-off (a block vmaps fewer members than the whole grid: other
+    # vectorisation), for the members that trained; the diverged ones' last finite
+    # params are 1e27-sized chaos in both.
+    pairs = [(compacted.params, plain.params), (compacted.history, plain.history)]
+    pairs.append((compacted.final_val_loss, plain.final_val_loss))
+    for ours, theirs in pairs:
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+            np.testing.assert_allclose(a[:4], b[:4], rtol=1e-5, atol=1e-7)
+
+
+def test_compact_must_be_a_bool_or_none():
+    with pytest.raises(TypeError, match="compact must be"):
+        _compaction_grid_sweep("yes")
+
+
+def test_halving_ranks_by_the_monitored_metric_in_its_direction():
+    """mode="max" on a metric: the survivors are those with the highest value."""
+    model = jgd.models.mlp([3, 6, 1])
+    loss_fn = jgd.objective(model)
+    kwargs = dict(
+        optimizer=jgd.momentum,
+        grid={"learning_rate": jnp.geomspace(1e-3, 0.5, 8)},
+        epochs=8,
+        val_data=VAL,
+        batch_size=16,
+        key=jax.random.key(0),
+        halving=jgd.Halving(eta=2, min_epochs=2),
+    )
+    start = model.init(jax.random.key(1))
+    by_loss = jgd.sweep(loss_fn, start, DATA, **kwargs)
+    by_metric = jgd.sweep(
+        loss_fn,
+        start,
+        DATA,
+        metrics={"negative_loss": lambda params, batch: -loss_fn(params, batch)},
+        monitor="val_negative_loss",
+        mode="max",
+        **kwargs,
+    )
+    np.testing.assert_array_equal(by_metric.stop_epoch, by_loss.stop_epoch)
+    assert len(set(np.asarray(by_loss.stop_epoch).tolist())) == 3  # rungs at 2, 4 and 8
