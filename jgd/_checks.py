@@ -121,6 +121,35 @@ def remember_finite(array: Any) -> None:
     _FINITE[key] = weakref.ref(array, lambda _: _FINITE.pop(key, None))
 
 
+#: Pytrees of JAX arrays that passed a whole check, by the identity of their leaves.
+_CHECKED: dict[tuple[Any, ...], list[weakref.ref]] = {}
+_MAX_CHECKED = 1024
+
+
+def checked_before(kind: Any, leaves: list[Any]) -> bool:
+    """Whether these very JAX arrays (immutable) already passed the check ``kind``.
+
+    A repeated ``fit`` on the same arrays then skips its input checks: they
+    would reach the same verdict (a good part of a small fit's fixed cost).
+    """
+    refs = _CHECKED.get((kind, *map(id, leaves)))
+    return refs is not None and all(ref() is leaf for ref, leaf in zip(refs, leaves))
+
+
+def remember_checked(kind: Any, leaves: list[Any]) -> None:
+    """Record that ``leaves`` passed ``kind`` (only JAX arrays: NumPy ones can change)."""
+    if not leaves or not all(isinstance(leaf, jax.Array) for leaf in leaves):
+        return
+    key = (kind, *map(id, leaves))
+
+    def forget(_: Any) -> None:
+        _CHECKED.pop(key, None)
+
+    _CHECKED[key] = [weakref.ref(leaf, forget) for leaf in leaves]
+    if len(_CHECKED) > _MAX_CHECKED:
+        _CHECKED.pop(next(iter(_CHECKED)))
+
+
 @jax.jit
 def _leaves_finite_on_device(leaves: list[jax.Array]) -> list[jax.Array]:
     return [jnp.isfinite(leaf).all() for leaf in leaves]

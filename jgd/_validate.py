@@ -17,7 +17,9 @@ import numpy as np
 from jgd._checks import (
     check_hyperparameter,
     check_positive_int,
+    checked_before,
     leaves_finite,
+    remember_checked,
     warn_if_float64_dropped,
 )
 from jgd._engine import Config, n_rows
@@ -55,9 +57,11 @@ class Checked(NamedTuple):
 
 def check_params(params: Any) -> Any:
     """Params as a pytree of finite float JAX arrays, or a clear error."""
-    leaves = jax.tree.leaves(params)
+    leaves, treedef = jax.tree.flatten(params)
     if not leaves:
         raise ValueError("params is empty; use model.init(key) to create parameters.")
+    if checked_before(("params", treedef), leaves):
+        return params
     for leaf in leaves:
         if hasattr(leaf, "dtype"):
             warn_if_float64_dropped(leaf.dtype, "params")
@@ -72,6 +76,7 @@ def check_params(params: Any) -> Any:
     for (path, _), ok in zip(paths, leaves_finite([leaf for _, leaf in paths])):
         if not ok:
             raise ValueError(f"params{jax.tree_util.keystr(path)} contains NaN or inf.")
+    remember_checked(("params", treedef), leaves)
     return params
 
 

@@ -14,7 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd._checks import first_nonfinite_row, leaves_finite, warn_if_float64_dropped
+from jgd._checks import (
+    checked_before,
+    first_nonfinite_row,
+    leaves_finite,
+    remember_checked,
+    warn_if_float64_dropped,
+)
 
 __all__ = [
     "Dataset",
@@ -219,14 +225,23 @@ def check_data(data: Any, name: str = "data") -> Any:
         >>> sorted(batch)
         ['label', 'x']
     """
+    reusable = type(data) in (Dataset, dict)  # returned as given once its arrays passed
+    if reusable:
+        leaves, treedef = jax.tree.flatten(data)
+        if checked_before(("data", treedef), leaves):
+            return data
     is_pair = isinstance(data, tuple) and not hasattr(data, "_fields") and len(data) == 2
     if isinstance(data, Dataset) or (is_pair and not any(map(_is_tree, data))):
-        return check_dataset(data, name, tabular=False)
-    paths, treedef = jax.tree_util.tree_flatten_with_path(data, is_leaf=_is_pandas)
-    if not paths:
-        raise ValueError(f"{name} holds no arrays; give a Dataset(X, y) or a dict of arrays.")
-    named = [(f"{name}{jax.tree_util.keystr(path)}", leaf) for path, leaf in paths]
-    return jax.tree.unflatten(treedef, _check_leaves(named, name))
+        checked = check_dataset(data, name, tabular=False)
+    else:
+        paths, structure = jax.tree_util.tree_flatten_with_path(data, is_leaf=_is_pandas)
+        if not paths:
+            raise ValueError(f"{name} holds no arrays; give a Dataset(X, y) or a dict of arrays.")
+        named = [(f"{name}{jax.tree_util.keystr(path)}", leaf) for path, leaf in paths]
+        checked = jax.tree.unflatten(structure, _check_leaves(named, name))
+    if reusable and all(a is b for a, b in zip(leaves, jax.tree.leaves(checked))):
+        remember_checked(("data", treedef), leaves)
+    return checked
 
 
 def _is_tree(value: Any) -> bool:

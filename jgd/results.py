@@ -134,16 +134,16 @@ def fit_result(
     epochs_run: int,
     diverged_at: int,
     message: str | None = None,
-    record_epochs: Any = None,
+    filled: int | None = None,
 ) -> FitResult:
     """The ``FitResult`` of one run from the engine's outcome (host scalars).
 
     History slots fill from the first; slots the run never reached hold epoch
     0 and are dropped. ``diverged_at`` 0 (the engine's "did not diverge")
-    becomes None. ``record_epochs``: ``history.epoch`` already on the host.
+    becomes None. ``filled``: the number of filled slots, when already known.
     """
-    epochs = np.asarray(history.epoch if record_epochs is None else record_epochs)
-    filled = int((epochs > 0).sum())
+    if filled is None:
+        filled = int((np.asarray(history.epoch) > 0).sum())
     if filled != history.epoch.shape[0]:
         history = jax.tree.map(lambda a: a[:filled], history)
     return FitResult(

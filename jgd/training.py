@@ -58,6 +58,23 @@ def _fit_advance(
     return advance_until(constrained(problem, config), config, state, stop_at)
 
 
+@functools.partial(jax.jit, static_argnames=("static", "config"))
+def _fit_run(arrays: list[Any], static: _filtering.Static, config: Config, stop_at):
+    """A run in one chunk as one program call: start, advance, finish, and the counters
+    the host reads (in one array: one transfer instead of four)."""
+    problem, start = _filtering.combine(arrays, static)
+    problem = constrained(problem, config)
+    state = advance_until(problem, config, initial_state(problem, config, start), stop_at)
+    outcome = finish(state, config)
+    return outcome, _counters(outcome)
+
+
+def _counters(outcome: Outcome) -> jax.Array:
+    """status, epochs_run, diverged_at and the number of history records filled."""
+    filled = jnp.sum(outcome.history.epoch > 0)
+    return jnp.stack([outcome.status, outcome.epochs_run, outcome.diverged_at, filled])
+
+
 @functools.partial(jax.jit, static_argnames=("config",))
 def _fit_finish(state: State, config: Config) -> Outcome:
     return finish(state, config)
@@ -86,10 +103,11 @@ def _program(problem: Problem, start: Start, config: Config, checkpoint: Any) ->
     return Program(
         start=lambda: _fit_start(arrays, static, config),
         advance=lambda state, stop_at: _fit_advance(arrays, static, config, state, stop_at),
+        run=lambda stop_at: _fit_run(arrays, static, config, stop_at),
         # Without patience, finishing only repackages the state: no program call.
-        finish=(lambda state: finish(state, config))
+        finish=(lambda state: (finish(state, config), None))
         if config.patience is None
-        else (lambda state: _fit_finish(state, config)),
+        else (lambda state: (_fit_finish(state, config), None)),
         running=lambda state: bool(state.status == Status.MAX_EPOCHS),
         postfix=postfix,
         fingerprint=fingerprint,
@@ -274,10 +292,10 @@ def fit(
     )
     problem = checked.problem(optimizer)
     problem, start, config = _placed(problem, start, config, mesh)
-    outcome = drive(_program(problem, start, config, checkpoint), options)
-    status, epochs_run, diverged_at, filled = jax.device_get(
-        (outcome.status, outcome.epochs_run, outcome.diverged_at, outcome.history.epoch)
-    )
+    outcome, counters = drive(_program(problem, start, config, checkpoint), options)
+    if counters is None:
+        counters = jax.device_get(_counters(outcome))
+    status, epochs_run, diverged_at, filled = np.asarray(counters).tolist()
     message = _message(
         problem, config, start.params, int(status), int(diverged_at), int(epochs_run)
     )
@@ -289,7 +307,7 @@ def fit(
         epochs_run,
         diverged_at,
         message,
-        record_epochs=filled,
+        filled=filled,
     )
 
 

@@ -139,3 +139,11 @@ def weighted_softmax_loss(params, batch):
     logits = softmax_logits(params, batch["image"])
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
     return jnp.sum(losses * batch["weight"]) / jnp.sum(batch["weight"])
+
+
+def fit_programs_compiled() -> int:
+    """How many programs ``jgd.fit`` has compiled (a run in one chunk calls ``_fit_run``,
+    a chunked one ``_fit_advance``): a test that says "no recompile" watches both."""
+    from jgd import training
+
+    return training._fit_run._cache_size() + training._fit_advance._cache_size()

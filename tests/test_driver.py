@@ -13,8 +13,7 @@ import optax
 import pytest
 
 import jgd
-from jgd.training import _fit_advance
-from tests.helpers import regression_problem
+from tests.helpers import fit_programs_compiled, regression_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,13 +107,13 @@ def test_new_hyperparameter_values_reuse_the_compiled_program():
 
     results = {}
     for factory in (optax.adam, jgd.momentum, chain):
-        before = _fit_advance._cache_size()
+        before = fit_programs_compiled()
         for rate in (1e-3, 3e-3, 1e-2):
             values = {"learning_rate": rate, **({"clip": 1.0} if factory is chain else {})}
             results[factory, rate] = jgd.fit(
                 loss_fn, start, data, optimizer=factory, hyperparams=values, epochs=4
             )
-        assert _fit_advance._cache_size() - before == 1, factory
+        assert fit_programs_compiled() - before == 1, factory
     # The values really are used: the same as building the optimizer directly.
     direct = jgd.fit(loss_fn, start, data, optimizer=optax.adam(3e-3), epochs=4)
     np.testing.assert_allclose(results[optax.adam, 3e-3].params["w"], direct.params["w"], rtol=1e-6)
@@ -124,11 +123,11 @@ def test_a_freshly_built_optax_optimizer_reuses_the_compiled_program():
     data = regression_problem(n=30, d=2)
     loss_fn = jgd.objective(jgd.models.linear(2))
     jgd.fit(loss_fn, loss_fn.model.init(None), data, optimizer=optax.adam(2e-3), epochs=3)
-    before = _fit_advance._cache_size()
+    before = fit_programs_compiled()
     jgd.fit(loss_fn, loss_fn.model.init(None), data, optimizer=optax.adam(2e-3), epochs=3)
-    assert _fit_advance._cache_size() == before
+    assert fit_programs_compiled() == before
     jgd.fit(loss_fn, loss_fn.model.init(None), data, optimizer=optax.adam(5e-3), epochs=3)
-    assert _fit_advance._cache_size() == before + 1  # another rate: another constant
+    assert fit_programs_compiled() == before + 1  # another rate: another constant
 
 
 def test_a_checkpoint_resumes_with_more_epochs_and_refuses_fewer(tmp_path):

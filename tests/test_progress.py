@@ -1,12 +1,12 @@
 import jax
 import numpy as np
+import optax
 import pytest
 
 import jgd
 from jgd import _progress
 from jgd._members import advance as _sweep_advance
-from jgd.training import _fit_advance
-from tests.helpers import regression_problem
+from tests.helpers import fit_programs_compiled, regression_problem
 
 DATA, VAL = jgd.data.split(regression_problem(n=80, d=3), (0.75, 0.25))
 LOSS = jgd.objective(jgd.models.linear(3), jgd.losses.mse)
@@ -37,16 +37,38 @@ def test_chunked_fit_equals_unchunked_bit_for_bit(kwargs, capsys):
     assert "jgd.fit" in capsys.readouterr().err  # the bar was drawn
 
 
-def test_a_bar_reuses_the_plain_runs_compiled_loop(capsys):
-    # Plain and chunked runs call one compiled loop program: same bits by construction.
+def test_chunked_mlp_adam_with_metrics_and_patience_equals_unchunked_bit_for_bit():
+    model = jgd.models.mlp([3, 8, 1])
+    loss = jgd.objective(model)
+    kwargs = dict(
+        optimizer=optax.adam(0.01),
+        epochs=40,
+        batch_size=8,
+        key=jax.random.key(5),
+        val_data=VAL,
+        patience=5,
+        metrics={"r2": jgd.metrics.r2(model)},
+    )
+    start = model.init(jax.random.key(0))
+    plain = jgd.fit(loss, start, DATA, progress=False, **kwargs)
+    chunked = jgd.fit(loss, start, DATA, progress=True, **kwargs)
+    assert chunked.status == plain.status and chunked.epochs_run == plain.epochs_run
+    assert_same_bits((chunked.params, chunked.opt_state), (plain.params, plain.opt_state))
+    assert_same_bits(chunked.history, plain.history)
+
+
+def test_bars_compile_once_and_a_sweeps_bar_reuses_the_plain_sweeps_loop(capsys):
+    # A plain fit is one program (start, loop and finish); a chunked one calls the loop
+    # program chunk by chunk: compiled on the first bar, reused after (the bits agree:
+    # tested above). A sweep's plain and chunked runs call one loop program.
     kwargs = {"epochs": 37, "batch_size": 9, "key": jax.random.key(3)}
-    jgd.fit(LOSS, START, DATA, optimizer=jgd.nesterov(0.02), progress=False, **kwargs)
+    jgd.fit(LOSS, START, DATA, optimizer=jgd.nesterov(0.02), progress=True, **kwargs)
     grid = {"learning_rate": [0.01, 0.02]}
     jgd.sweep(LOSS, START, DATA, optimizer=jgd.gd, grid=grid, progress=False, **kwargs)
-    fits, sweeps = _fit_advance._cache_size(), _sweep_advance._cache_size()
+    fits, sweeps = fit_programs_compiled(), _sweep_advance._cache_size()
     jgd.fit(LOSS, START, DATA, optimizer=jgd.nesterov(0.02), progress=True, **kwargs)
     jgd.sweep(LOSS, START, DATA, optimizer=jgd.gd, grid=grid, progress=True, **kwargs)
-    assert _fit_advance._cache_size() == fits and _sweep_advance._cache_size() == sweeps
+    assert fit_programs_compiled() == fits and _sweep_advance._cache_size() == sweeps
     assert "jgd.fit" in capsys.readouterr().err
 
 

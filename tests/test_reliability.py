@@ -24,8 +24,7 @@ import jgd.checkpoint
 import jgd.cli
 from jgd._members import advance as _sweep_advance
 from jgd.estimators import GDRegressor
-from jgd.training import _fit_advance
-from tests.helpers import hessian_top_eigenvalue, regression_problem
+from tests.helpers import fit_programs_compiled, hessian_top_eigenvalue, regression_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = regression_problem(n=64, d=3)
@@ -575,10 +574,10 @@ def test_repeated_fits_and_sweeps_do_not_grow_memory_or_recompile():
     for i in range(20):  # warm up: compile, allocator pools
         once(i)
     gc.collect()
-    fits, sweeps, before = _fit_advance._cache_size(), _sweep_advance._cache_size(), rss_mb()
+    fits, sweeps, before = fit_programs_compiled(), _sweep_advance._cache_size(), rss_mb()
     for i in range(200):
         once(i)
     gc.collect()
-    assert _fit_advance._cache_size() == fits and _sweep_advance._cache_size() == sweeps
+    assert fit_programs_compiled() == fits and _sweep_advance._cache_size() == sweeps
     assert rss_mb() - before < 40, f"RSS grew by {rss_mb() - before:.1f} MB over 200 calls"
     assert len(jgd._checks._FINITE) < 50  # remembered finite checks die with their arrays

@@ -6,9 +6,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import jgd
-from jgd.training import _fit_advance
 from tests.helpers import (
     classification_problem,
+    fit_programs_compiled,
     hessian_top_eigenvalue,
     numpy_gd,
     numpy_minibatch_gd,
@@ -220,7 +220,7 @@ def test_validation_loss_is_measured_after_each_epoch():
 
 def test_new_learning_rate_or_l2_value_does_not_recompile():
     jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.01, beta=0.9), epochs=7)
-    size = _fit_advance._cache_size()
+    size = fit_programs_compiled()
     jgd.fit(LOSS, START, DATA, optimizer=jgd.momentum(0.02, beta=0.5), epochs=7)
     jgd.fit(
         jgd.objective(jgd.models.linear(3), jgd.losses.mse),
@@ -229,15 +229,15 @@ def test_new_learning_rate_or_l2_value_does_not_recompile():
         optimizer=jgd.momentum(0.03),
         epochs=7,
     )
-    assert _fit_advance._cache_size() == size
+    assert fit_programs_compiled() == size
     jgd.fit(
         jgd.objective(MODEL, jgd.losses.mse, l2=0.1), START, DATA, optimizer=jgd.gd(0.1), epochs=7
     )
-    size = _fit_advance._cache_size()
+    size = fit_programs_compiled()
     jgd.fit(
         jgd.objective(MODEL, jgd.losses.mse, l2=0.2), START, DATA, optimizer=jgd.gd(0.3), epochs=7
     )
-    assert _fit_advance._cache_size() == size
+    assert fit_programs_compiled() == size
 
 
 def test_optax_optimizer_and_mlp_train():
