@@ -21,6 +21,7 @@ __all__ = [
     "Best",
     "FitResult",
     "History",
+    "PerMember",
     "Status",
     "SweepResult",
     "fit_result",
@@ -183,13 +184,26 @@ class Aggregate(NamedTuple):
     seeds: np.ndarray
 
 
+class PerMember(list):
+    """One pytree per member: a sweep's params or optimizer states when its members'
+    layouts differ (a dict of optimizers or of models). A pytree node, so
+    ``jax.tree`` functions reach every member's arrays."""
+
+
+jax.tree_util.register_pytree_node(
+    PerMember, lambda members: (list(members), None), lambda _, children: PerMember(children)
+)
+
+
 class SweepResult(NamedTuple):
     """Results of ``sweep``, one entry per member along the leading axis.
 
     Attributes:
         configs: name -> (M,) NumPy array of the values as given (``"seed"`` with ``seeds``).
-        params: final params, stacked with a leading member axis.
-        opt_state: final optimizer states, stacked likewise.
+        params: final params, stacked with a leading member axis (with a dict of
+            models of different shapes: a ``PerMember`` list, one pytree per member).
+        opt_state: final optimizer states, stacked likewise (``PerMember`` with a
+            dict of different optimizers or models).
         history: ``History`` with (M, R) arrays; slots a member never reached
             hold NaN losses and epoch 0.
         final_loss: training loss at each member's final params.
@@ -203,7 +217,7 @@ class SweepResult(NamedTuple):
             (the smallest over the members' ``l2``), else None.
         lr_bounds: (M,) each member's bound with its own ``l2``, or None.
         programs: how many programs the sweep compiled: one per combination of
-            static axes (``batch_size``, ``epochs``, a dict of optimizers).
+            static axes (``batch_size``, ``epochs``, a dict of optimizers or models).
     """
 
     configs: dict[str, np.ndarray]
@@ -248,7 +262,7 @@ class SweepResult(NamedTuple):
                 "member; try smaller learning rates or standardized features."
             )
         index = int(self._ranking(by)[0])
-        return Best(self.config(index), jax.tree.map(lambda a: a[index], self.params), index)
+        return Best(self.config(index), self.member(index).params, index)
 
     def config(self, index: int) -> dict[str, float]:
         """Member ``index``'s hyperparameters as Python numbers."""
@@ -261,11 +275,11 @@ class SweepResult(NamedTuple):
         index %= self.n_members
         take = functools.partial(jax.tree.map, lambda a: a[index])
         scalars = np.asarray(self.status), np.asarray(self.stop_epoch), np.asarray(self.diverged_at)
-        # Static optimizer axes of different kinds keep one optimizer state per member.
-        opt_state = self.opt_state
-        opt_state = opt_state[index] if isinstance(opt_state, list) else take(opt_state)
+        # Static axes of different optimizers (or models) keep one state (or params) per member.
+        opt_state, params = self.opt_state, self.params
+        opt_state = opt_state[index] if isinstance(opt_state, PerMember) else take(opt_state)
         return fit_result(
-            take(self.params),
+            params[index] if isinstance(params, PerMember) else take(params),
             opt_state,
             take(self.history),
             *(int(a[index]) for a in scalars),

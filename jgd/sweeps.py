@@ -35,7 +35,7 @@ from jgd.data import Dataset
 from jgd.distributed import data_mesh
 from jgd.losses import Objective
 from jgd.models import for_batched_params
-from jgd.results import Best, Status, SweepResult
+from jgd.results import Best, PerMember, Status, SweepResult
 
 __all__ = ["Best", "Halving", "SweepResult", "sweep"]
 
@@ -191,6 +191,10 @@ def sweep(
             ``l2`` in ``lr_bounds``). ``False`` skips it (a few seconds on big
             models); other optimizers (Adam, ...) never get it: 2/L says
             nothing about them.
+        mesh: a ``jax.sharding.Mesh``: members are sharded over its
+            ``"members"`` axis and data rows over its ``"data"`` axis (a 2-D
+            mesh does both). Without one, members are sharded over every
+            visible device. Results equal the single-device sweep.
         halving: a ``jgd.Halving(eta, min_epochs)`` to run successive halving
             (no checkpoints, meshes or progress bar with it).
         compact: train the members in blocks (a sixteenth of the grid each)
@@ -208,16 +212,15 @@ def sweep(
     ``member_chunk`` sets the members per chunk (default: from the device's
     memory, a quarter of it for the sweep's state).
 
-    Static axes: ``grid`` entries ``"batch_size"`` and ``"epochs"``, and
+    Static axes: ``grid`` entries ``"batch_size"`` and ``"epochs"``,
     ``optimizer`` given as a dict ``{name: factory}`` (an ``"optimizer"``
-    column), change the program itself. The sweep runs one compiled program
-    per combination of their values and merges the results into one
-    ``SweepResult`` (``result.programs`` counts the programs); the other axes
-    are traced as usual.
-        mesh: a ``jax.sharding.Mesh``: members are sharded over its
-            ``"members"`` axis and data rows over its ``"data"`` axis (a 2-D
-            mesh does both). Without one, members are sharded over every
-            visible device. Results equal the single-device sweep.
+    column), and models: ``loss_fn`` as a dict ``{name: loss}`` with
+    ``params`` a dict of the same names (each the model's params or init
+    function; a ``"model"`` column), change the program itself. The sweep
+    runs one compiled program per combination of their values and merges the
+    results into one ``SweepResult`` (``result.programs`` counts the
+    programs; params of different shapes are kept as a list, one pytree per
+    member); the other axes are traced as usual.
 
     Returns:
         A ``SweepResult``; ``result.member(i)`` equals ``jgd.fit`` run alone
@@ -338,12 +341,17 @@ def _split_sweep(arguments: dict[str, Any]) -> tuple[SweepResult | None, Any]:
     """
     grid, optimizer = arguments["grid"], arguments["optimizer"]
     one_program = ("checkpoint", "halving")
-    static = _static_axes(grid, optimizer)
+    static = _static_axes(grid, optimizer, arguments["loss_fn"], arguments["params"])
     if static:
         if any(arguments[name] is not None for name in one_program):
             raise ValueError(
-                "static grid axes (batch_size, epochs, a dict of optimizers) run one program per "
-                "combination: use them without checkpoint= or halving=."
+                "static grid axes (batch_size, epochs, a dict of optimizers or of models) run "
+                "one program per combination: use them without checkpoint= or halving=."
+            )
+        if "model" in static and arguments["record_params"]:
+            raise ValueError(
+                "record_params keeps every member's parameter path in one array; with a dict "
+                "of models (other shapes) run one sweep per model to record paths."
             )
         rest = {k: v for k, v in arguments.items() if k not in ("grid", "optimizer")}
         return _static_sweep(static, grid, optimizer, rest), None
@@ -373,9 +381,24 @@ def _split_sweep(arguments: dict[str, Any]) -> tuple[SweepResult | None, Any]:
     return _chunked_sweep(configs, chunk, rest), None
 
 
-def _static_axes(grid: Any, optimizer: Any) -> dict[str, list[Any]]:
-    """The grid's static axes: batch_size/epochs entries, and a dict of optimizer factories."""
+def _static_axes(grid: Any, optimizer: Any, loss_fn: Any, params: Any) -> dict[str, list[Any]]:
+    """The grid's static axes: batch_size/epochs entries, a dict of optimizer factories, and
+    a dict of losses (models) with a dict of their params (or init functions)."""
     static = {}
+    if isinstance(loss_fn, Mapping):
+        if not loss_fn or not all(isinstance(k, str) and callable(f) for k, f in loss_fn.items()):
+            raise TypeError(
+                "a dict loss_fn maps model names to losses, e.g. {'width16': "
+                "jgd.objective(jgd.models.mlp([8, 16, 1])), ...}."
+            )
+        if not isinstance(params, Mapping) or set(params) != set(loss_fn):
+            raise ValueError(
+                "with a dict of losses, params is a dict with the same names, each the model's "
+                f"params or init function; got names {sorted(loss_fn)} for the losses and "
+                f"{sorted(params) if isinstance(params, Mapping) else type(params).__name__} "
+                "for params."
+            )
+        static["model"] = list(loss_fn)
     if isinstance(grid, Mapping):
         for name in _STATIC_NAMES:
             if name in grid:
@@ -405,11 +428,14 @@ def _static_sweep(static, grid, optimizer, arguments) -> SweepResult:
     for values in itertools.product(*static.values()):
         chosen = dict(zip(static, values))
         factory = optimizer[chosen["optimizer"]] if "optimizer" in chosen else optimizer
+        model = chosen.get("model")
         result = sweep(
             **{
                 **arguments,
                 "batch_size": chosen.get("batch_size", arguments["batch_size"]),
                 "epochs": chosen.get("epochs", arguments["epochs"]),
+                "loss_fn": arguments["loss_fn"] if model is None else arguments["loss_fn"][model],
+                "params": arguments["params"] if model is None else arguments["params"][model],
             },
             grid=traced,
             optimizer=factory,
@@ -472,15 +498,10 @@ def _merge_results(results: list[SweepResult], columns: list[dict[str, Any]]) ->
         configs[name] = np.concatenate([np.asarray(r.configs[name]) for r in results])
     records = max(r.history.epoch.shape[1] for r in results)
     histories = [_members.grow_history(r.history, records) for r in results]
-    structures = {jax.tree.structure(r.opt_state) for r in results}
-    if len(structures) == 1:
-        opt_state = jax.tree.map(lambda *a: jnp.concatenate(a), *(r.opt_state for r in results))
-    else:  # different optimizers: one state per member
-        opt_state = [r.member(i).opt_state for r in results for i in range(r.n_members)]
     stacked = jax.tree.map(
         lambda *a: jnp.concatenate(a),
         *[
-            (r.params, h, r.final_loss, r.final_val_loss, r.status, r.stop_epoch, r.diverged_at)
+            (h, r.final_loss, r.final_val_loss, r.status, r.stop_epoch, r.diverged_at)
             for r, h in zip(results, histories)
         ],
     )
@@ -488,13 +509,25 @@ def _merge_results(results: list[SweepResult], columns: list[dict[str, Any]]) ->
     lr_bounds = np.concatenate(bounds) if all(b is not None for b in bounds) else None
     return SweepResult(
         configs,
-        stacked[0],
-        opt_state,
-        *stacked[1:],
+        _stack_or_list(results, "params"),
+        _stack_or_list(results, "opt_state"),
+        *stacked,
         lr_bound=None if lr_bounds is None else float(np.min(lr_bounds)),
         lr_bounds=lr_bounds,
         programs=len(results),
     )
+
+
+def _stack_or_list(results: list[SweepResult], field: str) -> Any:
+    """The pieces' params (or optimizer states) stacked over members when they have one
+    layout, else one pytree per member (other optimizers or models)."""
+    trees = [getattr(r, field) for r in results]
+    layouts = {
+        (jax.tree.structure(t), tuple(np.shape(a)[1:] for a in jax.tree.leaves(t))) for t in trees
+    }
+    if len(layouts) == 1:
+        return jax.tree.map(lambda *a: jnp.concatenate(a), *trees)
+    return PerMember(getattr(r.member(i), field) for r in results for i in range(r.n_members))
 
 
 def _check_halving(halving: Any, checkpoint: Any, mesh: Any) -> None:

@@ -596,3 +596,28 @@ def test_halving_ranks_by_the_monitored_metric_in_its_direction():
     )
     np.testing.assert_array_equal(by_metric.stop_epoch, by_loss.stop_epoch)
     assert len(set(np.asarray(by_loss.stop_epoch).tolist())) == 3  # rungs at 2, 4 and 8
+
+
+def test_a_dict_of_models_is_a_static_axis_equal_to_separate_sweeps():
+    widths = {"narrow": jgd.models.mlp([3, 2, 1]), "wide": jgd.models.mlp([3, 9, 1])}
+    losses = {name: jgd.objective(model) for name, model in widths.items()}
+    starts = {name: model.init(jax.random.key(2)) for name, model in widths.items()}
+    kwargs = dict(optimizer=jgd.gd, grid={"learning_rate": [0.01, 0.1]}, epochs=5, val_data=VAL)
+    merged = jgd.sweep(losses, starts, DATA, **kwargs)
+    assert merged.programs == 2 and merged.n_members == 4
+    assert list(merged.configs["model"]) == ["narrow", "narrow", "wide", "wide"]
+    assert isinstance(merged.params, list)  # other shapes: one pytree per member
+    for offset, name in ((0, "narrow"), (2, "wide")):
+        alone = jgd.sweep(losses[name], starts[name], DATA, **kwargs)
+        for i in range(2):
+            ours, theirs = merged.member(offset + i), alone.member(i)
+            assert ours.status == theirs.status
+            for a, b in zip(jax.tree.leaves(ours.params), jax.tree.leaves(theirs.params)):
+                np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(ours.history.val_loss, theirs.history.val_loss)
+    best = merged.best()
+    assert jax.tree.structure(best.params) == jax.tree.structure(
+        starts[merged.configs["model"][best.index]]
+    )
+    with pytest.raises(ValueError, match="same names"):
+        jgd.sweep(losses, starts["wide"], DATA, **kwargs)
