@@ -353,3 +353,34 @@ def test_mid_epoch_divergence_keeps_exactly_the_last_finite_step():
         key=jax.random.key(0),
     )
     np.testing.assert_array_equal(swept.params["count"][0], result.params["count"])
+
+
+def test_params_that_overflow_while_the_loss_stays_finite_end_the_run_at_the_last_finite_step():
+    # The loss ignores "unused"; an optimizer multiplies it by 1e10 per step, so it is
+    # finite after steps 1-3 (1e30) and inf after step 4 while every loss stays finite.
+    # Steps only check their loss, so this is caught by the epoch's end check and the
+    # replay, which must keep the params and optimizer state after step 3.
+    def grow_unused() -> optax.GradientTransformation:
+        def update(grads, state, params):
+            updates = {"w": -0.1 * grads["w"], "unused": params["unused"] * (1e10 - 1)}
+            return updates, optax.ScaleByScheduleState(state.count + 1)
+
+        return optax.GradientTransformation(
+            lambda params: optax.ScaleByScheduleState(jnp.zeros([], jnp.int32)), update
+        )
+
+    def loss_fn(params, batch):
+        return jnp.mean((batch.X[:, 0] * params["w"] - batch.y) ** 2)
+
+    data = jgd.Dataset(jnp.arange(8, dtype=jnp.float32)[:, None], jnp.arange(8.0))
+    params = {"w": jnp.array(0.0), "unused": jnp.array(1.0)}
+    result = jgd.fit(loss_fn, params, data, optimizer=grow_unused(), epochs=3, batch_size=2)
+    assert result.status is jgd.Status.DIVERGED and result.diverged_at == 1
+    assert int(result.opt_state.count) == 3
+    np.testing.assert_allclose(float(result.params["unused"]), 1e30, rtol=1e-6)
+    # The same three steps by hand (in order: no key, no shuffle).
+    w = 0.0
+    for step in range(3):
+        X, y = np.arange(8.0)[2 * step : 2 * step + 2], np.arange(8.0)[2 * step : 2 * step + 2]
+        w -= 0.1 * np.mean(2 * (X * w - y) * X)
+    np.testing.assert_allclose(float(result.params["w"]), w, rtol=1e-6)
