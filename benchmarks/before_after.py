@@ -51,6 +51,15 @@ elif name == "mlp_adam_minibatch":
     run = lambda: jgd.fit(loss_fn, start, data, optimizer=opt, epochs=3, batch_size=128,
                           key=jax.random.key(0)).params
     repeats, per = 10, 3 * 79
+elif name == "sweep_mlp_128_lr":
+    # Long enough (~1 s) to run in chunks, so the new code trains it in member blocks.
+    data = regression(3_000, 8)
+    loss_fn = jgd.objective(jgd.models.mlp([8, 16, 1]))
+    grid = {"learning_rate": jnp.geomspace(1e-3, 0.05, 128)}
+    start = loss_fn.model.init(jax.random.key(0))
+    run = lambda: jgd.sweep(loss_fn, start, data, optimizer=jgd.momentum, grid=grid, epochs=64,
+                            batch_size=256, key=jax.random.key(0)).params
+    repeats, per = 3, 64
 elif name == "sweep_256_lr":
     data = regression(10_000, 10)
     loss_fn = jgd.objective(jgd.models.linear(10))
@@ -73,6 +82,7 @@ NAMES = [
     "mlp_momentum_minibatch",
     "mlp_adam_minibatch",
     "sweep_256_lr",
+    "sweep_mlp_128_lr",
 ]
 
 
