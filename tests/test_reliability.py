@@ -506,39 +506,6 @@ def test_above_twice_the_bound_gd_is_reported_diverged(data, factor):
 
 
 @PROPERTY
-@given(problems, st.lists(st.floats(1e-3, 0.1), min_size=1, max_size=4), st.sampled_from([None, 3]))
-def test_sweep_member_equals_solo_fit(data, rates, batch_size):
-    loss = jgd.objective(jgd.models.linear(data.n_features), jgd.losses.mse)
-    start = loss.model.init(None)
-    key = jax.random.key(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        swept = jgd.sweep(
-            loss,
-            start,
-            data,
-            optimizer=jgd.momentum,
-            grid={"learning_rate": rates},
-            epochs=15,
-            batch_size=batch_size,
-            key=key,
-        )
-        for i, rate in enumerate(rates):
-            solo = jgd.fit(
-                loss,
-                start,
-                data,
-                optimizer=jgd.momentum(rate),
-                epochs=15,
-                batch_size=batch_size,
-                key=key,
-            )
-            member = swept.member(i)
-            assert member.status is solo.status and member.epochs_run == solo.epochs_run
-            np.testing.assert_allclose(member.params["w"], solo.params["w"], rtol=1e-4, atol=1e-5)
-
-
-@PROPERTY
 @given(problems, st.integers(1, 60), st.sampled_from([None, 4]))
 def test_chunked_equals_unchunked(data, epochs, batch_size):
     loss = jgd.objective(jgd.models.linear(data.n_features), jgd.losses.mse)
