@@ -23,10 +23,15 @@ def run_cli(*args, cwd=None):
     )
 
 
-def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
-    run = run_cli("demo", "--out", str(tmp_path / "demo"))
-    assert run.returncode == 0, run.stderr
-    out = run.stdout
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One `jgd demo` run (the slowest command), checked by the two tests below."""
+    return run_cli("demo", "--out", str(tmp_path_factory.mktemp("demo")))
+
+
+def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(demo):
+    assert demo.returncode == 0, demo.stderr
+    out = demo.stdout
     assert "epoch" in out and "train MSE" in out and "val MSE" in out
     assert "log-log scale" in out  # the ASCII chart
     rows = {
@@ -62,9 +67,9 @@ def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_weights_printed_are_the_least_squares_ones(capsys, tmp_path):
-    assert jgd.cli.main(["demo", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+def test_demo_weights_printed_are_the_least_squares_ones(demo):
+    assert demo.returncode == 0, demo.stderr
+    out = demo.stdout
     train, _, _ = jgd.data.split(jgd.datasets.seattle_weather())
     train, _ = jgd.data.standardize(train)
     exact = jgd.least_squares(train.X, train.y)
@@ -321,10 +326,13 @@ def test_user_mistakes_get_one_line_and_a_nonzero_exit(args, message):
     assert message in lines[0] and "Traceback" not in run.stderr
 
 
-def test_every_command_has_help():
+def test_every_command_has_help(capsys):
     for command in ("demo", "fit", "sweep", "predict", "compare", "bench"):
-        run = run_cli(command, "--help")
-        assert run.returncode == 0 and "usage: jgd " + command in run.stdout
+        with pytest.raises(SystemExit) as exit_:
+            jgd.cli.main([command, "--help"])
+        assert exit_.value.code == 0 and "usage: jgd " + command in capsys.readouterr().out
+    run = run_cli("fit", "--help")  # and through `python -m jgd`
+    assert run.returncode == 0 and "usage: jgd fit" in run.stdout
 
 
 def test_cli_without_command_prints_help(capsys):
