@@ -3,6 +3,7 @@
 Run: python examples/compare_optax.py   (the full suite: jgd bench)
 """
 
+import os
 import time
 
 import jax
@@ -11,12 +12,13 @@ import optax
 
 import jgd
 
-report = jgd.compare.optax_parity("weather", epochs=200)
+QUICK = bool(os.environ.get("JGD_EXAMPLE_QUICK"))  # the test suite: shorter runs
+report = jgd.compare.optax_parity("weather", epochs=50 if QUICK else 200)
 print(report.table())
 assert report.passed
 
 problem = jgd.problems.get("least_squares")
-epochs = 2000
+epochs = 200 if QUICK else 2000
 
 
 def optax_loop():

@@ -8,6 +8,8 @@ when jgd evaluates the loss (validation) it passes ``key=None``, which switches 
 Run: python examples/dict_batch_classifier.py
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,7 +57,7 @@ result = jgd.fit(
     model.init(jax.random.key(1)),
     train,
     optimizer=optax.adam(3e-3),
-    epochs=200,
+    epochs=20 if os.environ.get("JGD_EXAMPLE_QUICK") else 200,  # quick: the test suite
     batch_size=64,
     key=jax.random.key(2),
     loss_takes_key=True,

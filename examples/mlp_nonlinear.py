@@ -3,6 +3,7 @@
 Run: python examples/mlp_nonlinear.py [OUT_DIR]
 """
 
+import os
 import sys
 
 import jax
@@ -22,7 +23,7 @@ result = jgd.fit(
     model.init(jax.random.key(1)),
     train,
     optimizer=optax.adam(1e-2),
-    epochs=400,
+    epochs=50 if os.environ.get("JGD_EXAMPLE_QUICK") else 400,  # quick: the test suite
     batch_size=32,
     key=jax.random.key(2),
     val_data=val,

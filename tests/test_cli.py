@@ -23,10 +23,33 @@ def run_cli(*args, cwd=None):
     )
 
 
-def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
-    run = run_cli("demo", "--out", str(tmp_path / "demo"))
-    assert run.returncode == 0, run.stderr
-    out = run.stdout
+@pytest.fixture
+def cli(capsys):
+    """`jgd ARGS` in this process (jgd.cli.main), for tests of what a command computes.
+
+    No interpreter start-up, and programs compiled by one call serve the next. The
+    tests that run `python -m jgd` in a child process (run_cli) cover the entry point,
+    exit codes, stderr and pipes.
+    """
+
+    def call(*args):
+        capsys.readouterr()
+        code = jgd.cli.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["jgd", *args], code, out.out, out.err)
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One `jgd demo` run (the slowest command), checked by the two tests below."""
+    return run_cli("demo", "--out", str(tmp_path_factory.mktemp("demo")))
+
+
+def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(demo):
+    assert demo.returncode == 0, demo.stderr
+    out = demo.stdout
     assert "epoch" in out and "train MSE" in out and "val MSE" in out
     assert "log-log scale" in out  # the ASCII chart
     rows = {
@@ -62,9 +85,9 @@ def test_demo_runs_end_to_end_and_prints_weights_close_to_exact(tmp_path):
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_weights_printed_are_the_least_squares_ones(capsys, tmp_path):
-    assert jgd.cli.main(["demo", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+def test_demo_weights_printed_are_the_least_squares_ones(demo):
+    assert demo.returncode == 0, demo.stderr
+    out = demo.stdout
     train, _, _ = jgd.data.split(jgd.datasets.seattle_weather())
     train, _ = jgd.data.standardize(train)
     exact = jgd.least_squares(train.X, train.y)
@@ -113,8 +136,8 @@ def test_fit_json_save_and_predict(tmp_path):
     np.testing.assert_allclose(values, expected, atol=1e-2)
 
 
-def test_fit_prints_trace_metrics_and_plots(tmp_path):
-    run = run_cli(
+def test_fit_prints_trace_metrics_and_plots(tmp_path, cli):
+    run = cli(
         "fit",
         "--csv",
         WEATHER,
@@ -147,13 +170,13 @@ def test_fit_prints_trace_metrics_and_plots(tmp_path):
     assert (tmp_path / "plots" / "loss_vs_params.png").exists()
 
 
-def test_fit_logistic_and_mlp(tmp_path):
+def test_fit_logistic_and_mlp(tmp_path, cli):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 2))
     label = (x[:, 0] + x[:, 1] > 0).astype(int)
     path = tmp_path / "two_class.csv"
     path.write_text("a,b,label\n" + "\n".join(f"{p},{q},{c}" for (p, q), c in zip(x, label)))
-    run = run_cli(
+    run = cli(
         "fit",
         "--csv",
         str(path),
@@ -170,7 +193,7 @@ def test_fit_logistic_and_mlp(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["val_accuracy"] > 0.9
-    predicted = run_cli(
+    predicted = cli(
         "predict",
         "--params",
         str(tmp_path / "m.npz"),
@@ -184,7 +207,7 @@ def test_fit_logistic_and_mlp(tmp_path):
     assert rows[0] == "probability,class"
     accuracy = np.mean([int(r.split(",")[1]) == c for r, c in zip(rows[1:], label)])
     assert accuracy > 0.9
-    mlp = run_cli(
+    mlp = cli(
         "fit",
         "--csv",
         str(path),
@@ -205,8 +228,8 @@ def test_fit_logistic_and_mlp(tmp_path):
     assert mlp.returncode == 0, mlp.stderr
 
 
-def test_sweep_prints_table_counts_best_and_bound():
-    run = run_cli(
+def test_sweep_prints_table_counts_best_and_bound(cli):
+    run = cli(
         "sweep",
         "--csv",
         WEATHER,
@@ -231,8 +254,8 @@ def test_sweep_prints_table_counts_best_and_bound():
     assert re.search(r"best \(lowest validation loss\): member \d+: learning_rate=", out)
 
 
-def test_sweep_json():
-    run = run_cli(
+def test_sweep_json(cli):
+    run = cli(
         "sweep",
         "--csv",
         WEATHER,
@@ -321,10 +344,13 @@ def test_user_mistakes_get_one_line_and_a_nonzero_exit(args, message):
     assert message in lines[0] and "Traceback" not in run.stderr
 
 
-def test_every_command_has_help():
+def test_every_command_has_help(capsys):
     for command in ("demo", "fit", "sweep", "predict", "compare", "bench"):
-        run = run_cli(command, "--help")
-        assert run.returncode == 0 and "usage: jgd " + command in run.stdout
+        with pytest.raises(SystemExit) as exit_:
+            jgd.cli.main([command, "--help"])
+        assert exit_.value.code == 0 and "usage: jgd " + command in capsys.readouterr().out
+    run = run_cli("fit", "--help")  # and through `python -m jgd`
+    assert run.returncode == 0 and "usage: jgd fit" in run.stdout
 
 
 def test_cli_without_command_prints_help(capsys):
@@ -391,15 +417,15 @@ def test_bad_numbers_are_printed_as_numbers():
 WEATHER_FEATURES = "precipitation,temp_max,temp_min,wind"
 
 
-def test_fit_softmax_on_the_weather_column_beats_the_majority_class(tmp_path):
+def test_fit_softmax_on_the_weather_column_beats_the_majority_class(tmp_path, cli):
     model = tmp_path / "weather.npz"
     args = ["fit", "--csv", WEATHER, "--target", "weather", "--features", WEATHER_FEATURES]
     args += ["--model", "softmax", "--epochs", "200", "--save", str(model)]
-    text = run_cli(*args)
+    text = cli(*args)
     assert text.returncode == 0, text.stderr
     assert re.search(r"^epoch\s+train loss\s+val loss\s+val accuracy$", text.stdout, re.M)
     assert "5 classes: drizzle, fog, rain, snow, sun" in text.stdout
-    report = json.loads(run_cli(*args, "--json").stdout)
+    report = json.loads(cli(*args, "--json").stdout)
     assert report["task"] == "classify"
     assert report["classes"] == ["drizzle", "fog", "rain", "snow", "sun"]
     data, _ = jgd.data.load_labeled_csv(WEATHER, "weather", WEATHER_FEATURES.split(","))
@@ -408,7 +434,7 @@ def test_fit_softmax_on_the_weather_column_beats_the_majority_class(tmp_path):
     assert report["test_accuracy"] > counts.max() / counts.sum()
     assert 0 < report["test_log_loss"] < np.log(5)  # better than a uniform guess
     assert jgd.load(model).metadata["classes"] == report["classes"]
-    predicted = run_cli("predict", "--params", str(model), "--csv", WEATHER)
+    predicted = cli("predict", "--params", str(model), "--csv", WEATHER)
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.strip().splitlines()
     assert lines[0] == "class,probability" and len(lines) == 1 + data.n_rows
@@ -418,14 +444,14 @@ def test_fit_softmax_on_the_weather_column_beats_the_majority_class(tmp_path):
     assert ((probabilities >= 0.2) & (probabilities <= 1)).all()  # the argmax of 5 classes
 
 
-def test_fit_logistic_keeps_text_labels_for_predict(tmp_path):
+def test_fit_logistic_keeps_text_labels_for_predict(tmp_path, cli):
     rng = np.random.default_rng(1)
     x = rng.normal(size=120)
     label = np.where(x > 0, "yes", "no")
     path = tmp_path / "words.csv"
     path.write_text("x,answer\n" + "\n".join(f"{v},{c}" for v, c in zip(x, label)))
     model = tmp_path / "m.npz"
-    run = run_cli(
+    run = cli(
         "fit",
         "--csv",
         str(path),
@@ -442,14 +468,14 @@ def test_fit_logistic_keeps_text_labels_for_predict(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["classes"] == ["no", "yes"]
-    predicted = run_cli("predict", "--params", str(model), "--csv", str(path))
+    predicted = cli("predict", "--params", str(model), "--csv", str(path))
     rows = predicted.stdout.strip().splitlines()[1:]
     assert np.mean([row.split(",")[1] == c for row, c in zip(rows, label)]) > 0.9
 
 
-def test_sweep_adam_with_patience_saves_the_best_for_predict(tmp_path):
+def test_sweep_adam_with_patience_saves_the_best_for_predict(tmp_path, cli):
     best = tmp_path / "best.npz"
-    run = run_cli(
+    run = cli(
         "sweep", "--csv", WEATHER, "--target", "weather", "--features", WEATHER_FEATURES,
         "--model", "softmax", "--optimizer", "adam", "--patience", "3", "--lr-min", "0.01",
         "--lr-max", "1", "--num", "3", "--epochs", "300", "--save-best", str(best), "--json",
@@ -461,7 +487,7 @@ def test_sweep_adam_with_patience_saves_the_best_for_predict(tmp_path):
     saved = jgd.load(best)
     assert saved.metadata["model"] == "softmax" and saved.metadata["classes"][0] == "drizzle"
     assert np.shape(saved.params["w"]) == (4, 5)
-    predicted = run_cli("predict", "--params", str(best), "--csv", WEATHER)
+    predicted = cli("predict", "--params", str(best), "--csv", WEATHER)
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.splitlines()[0] == "class,probability"
 

@@ -472,11 +472,19 @@ PROPERTY = settings(max_examples=12, deadline=None, suppress_health_check=[Healt
 
 
 @PROPERTY
-@given(problems, st.floats(0.2, 0.9))
-def test_below_the_bound_gd_reaches_least_squares(data, fraction):
+@given(problems, st.floats(0.2, 0.9), st.floats(2.0, 6.0))
+def test_gd_below_the_bound_reaches_least_squares_and_above_twice_it_diverges(
+    data, fraction, factor
+):
+    """One problem, one bound, both sides of it (one compiled program: only the rate differs)."""
     loss = jgd.objective(jgd.models.linear(data.n_features), jgd.losses.mse)
     start = loss.model.init(None)
     bound = jgd.lr_bound(loss, start, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        above = jgd.fit(loss, start, data, optimizer=jgd.gd(factor * bound), epochs=4000)
+    assert above.status is jgd.Status.DIVERGED
+    assert above.epochs_run <= 2000  # reported within the 2000 epochs this test used to run
     eigenvalues = np.linalg.eigvalsh(
         2
         / data.n_rows
@@ -486,55 +494,10 @@ def test_below_the_bound_gd_reaches_least_squares(data, fraction):
     condition = eigenvalues[-1] / max(eigenvalues[0], 1e-12)
     if condition > 200:  # too ill-conditioned to converge in a few thousand epochs
         return
-    result = jgd.fit(loss, start, data, optimizer=jgd.gd(fraction * bound), epochs=4000)
+    below = jgd.fit(loss, start, data, optimizer=jgd.gd(fraction * bound), epochs=4000)
     exact = jgd.least_squares(data.X, data.y)
-    assert result.status is jgd.Status.MAX_EPOCHS
-    np.testing.assert_allclose(result.params["w"], exact["w"], atol=2e-3)
-
-
-@PROPERTY
-@given(problems, st.floats(2.0, 6.0))
-def test_above_twice_the_bound_gd_is_reported_diverged(data, factor):
-    loss = jgd.objective(jgd.models.linear(data.n_features), jgd.losses.mse)
-    start = loss.model.init(None)
-    bound = jgd.lr_bound(loss, start, data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = jgd.fit(loss, start, data, optimizer=jgd.gd(factor * bound), epochs=2000)
-    assert result.status is jgd.Status.DIVERGED
-
-
-@PROPERTY
-@given(problems, st.lists(st.floats(1e-3, 0.1), min_size=1, max_size=4), st.sampled_from([None, 3]))
-def test_sweep_member_equals_solo_fit(data, rates, batch_size):
-    loss = jgd.objective(jgd.models.linear(data.n_features), jgd.losses.mse)
-    start = loss.model.init(None)
-    key = jax.random.key(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        swept = jgd.sweep(
-            loss,
-            start,
-            data,
-            optimizer=jgd.momentum,
-            grid={"learning_rate": rates},
-            epochs=15,
-            batch_size=batch_size,
-            key=key,
-        )
-        for i, rate in enumerate(rates):
-            solo = jgd.fit(
-                loss,
-                start,
-                data,
-                optimizer=jgd.momentum(rate),
-                epochs=15,
-                batch_size=batch_size,
-                key=key,
-            )
-            member = swept.member(i)
-            assert member.status is solo.status and member.epochs_run == solo.epochs_run
-            np.testing.assert_allclose(member.params["w"], solo.params["w"], rtol=1e-4, atol=1e-5)
+    assert below.status is jgd.Status.MAX_EPOCHS
+    np.testing.assert_allclose(below.params["w"], exact["w"], atol=2e-3)
 
 
 @PROPERTY

@@ -67,6 +67,25 @@ def test_member_equals_solo_fit(case):
         assert_member_equals_solo(result, i, solo)
 
 
+@pytest.mark.parametrize(
+    ("n", "d", "rates", "batch_size"),
+    [(13, 1, [0.05], 3), (37, 4, [1e-3, 0.01, 0.05, 0.1], None)],
+)
+def test_member_equals_solo_fit_on_other_shapes(n, d, rates, batch_size):
+    """One- and four-member grids, one feature or four, 3-row batches with a short last one."""
+    data = regression_problem(n=n, d=d, seed=n)
+    loss = jgd.objective(jgd.models.linear(d), jgd.losses.mse)
+    start = loss.model.init(None)
+    kwargs = dict(epochs=15, batch_size=batch_size, key=jax.random.key(0))
+    result = jgd.sweep(
+        loss, start, data, optimizer=jgd.momentum, grid={"learning_rate": rates}, **kwargs
+    )
+    assert result.n_members == len(rates)
+    for i, rate in enumerate(rates):
+        solo = jgd.fit(loss, start, data, optimizer=jgd.momentum(rate), **kwargs)
+        assert_member_equals_solo(result, i, solo)
+
+
 def test_cartesian_product_order():
     result = jgd.sweep(
         LOSS,
