@@ -73,7 +73,7 @@ def main() -> None:
     (off, plain), (on, compacted) = results[False], results[True]
     ours, theirs = np.asarray(compacted.final_val_loss), np.asarray(plain.final_val_loss)
     both = np.isfinite(ours) & np.isfinite(theirs)
-    relative = np.abs(ours - theirs)[both] / np.abs(theirs[both])
+    relative = np.abs(ours[both] - theirs[both]) / np.abs(theirs[both])
     close = int(np.sum(relative <= 1e-4))
     other_status = int(np.sum(np.asarray(plain.status) != np.asarray(compacted.status)))
     print(
