@@ -1,14 +1,15 @@
 """Running a compiled training loop: whole, or chunk by chunk for progress and checkpoints.
 
 A ``Program`` bundles what the driver needs from an entry point: the three
-compiled pieces (start, advance to an epoch, finish), optionally ``run`` (all
-three as one program call, for a fresh run in one chunk: a small fit's fixed
-cost is mostly program calls and transfers), and how to read a state (still
-running? what to show? what fingerprint?). ``RunOptions`` holds how to run it.
-A run with a progress bar or checkpoints calls the advance program chunk by
-chunk and equals a plain run bit for bit (the loop body is the same
-computation; tested for linear, MLP, Adam, patience, metrics, mini-batches,
-and as a property over random problems).
+compiled pieces (start, advance to an epoch, finish), optionally ``run`` (a
+fresh run in one chunk with as few calls and transfers as it can: a small
+fit's fixed cost is mostly program calls and device reads), and how to read a
+state (still running? what to show? what fingerprint?). ``RunOptions`` holds
+how to run it. A run with a progress bar or checkpoints calls the same
+compiled loop program chunk by chunk, so it equals a plain run bit for bit.
+(A program holding start, loop and finish together fused the loop
+differently and changed a momentum buffer's last bit, even with optimization
+barriers around the loop: found by the chunked-equals-unchunked property.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Program(NamedTuple):
     running: Callable[[Any], bool]  # whether any run in the state still runs
     postfix: Callable[[Any], dict[str, str]]  # what the progress bar shows
     fingerprint: Callable[[Any], dict[str, Any]]  # what a checkpoint must match
-    # (stop_at) -> what finish returns: a fresh run in one chunk as one program call
+    # (stop_at) -> what finish returns, for a fresh run in one chunk
     run: Callable[[jax.Array], Any] | None = None
 
 
@@ -114,7 +115,7 @@ def drive(program: Program, options: RunOptions) -> Any:
     from jgd import checkpoint as checkpoints
 
     one_chunk = not (options.checkpoint or options.progress or options.long)
-    if program.run is not None and one_chunk:  # one program call, no state to show or save
+    if program.run is not None and one_chunk:  # no state to show or save between chunks
         return program.run(np.int32(options.epochs))
     state = program.start()
     print_ = program.fingerprint(state) if options.checkpoint is not None else None

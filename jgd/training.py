@@ -53,31 +53,32 @@ def _fit_start(arrays: list[Any], static: _filtering.Static, config: Config) -> 
 @functools.partial(jax.jit, static_argnames=("static", "config"))
 def _fit_advance(
     arrays: list[Any], static: _filtering.Static, config: Config, state: State, stop_at
-) -> State:
+) -> tuple[State, jax.Array]:
+    """The loop to ``stop_at``, and the counters the host reads after a run's last chunk
+    (in one array: one transfer instead of four; unused between chunks)."""
     problem, _ = _filtering.combine(arrays, static)
-    return advance_until(constrained(problem, config), config, state, stop_at)
+    state = advance_until(constrained(problem, config), config, state, stop_at)
+    return state, _counters(state)
 
 
-@functools.partial(jax.jit, static_argnames=("static", "config"))
-def _fit_run(arrays: list[Any], static: _filtering.Static, config: Config, stop_at):
-    """A run in one chunk as one program call: start, advance, finish, and the counters
-    the host reads (in one array: one transfer instead of four)."""
-    problem, start = _filtering.combine(arrays, static)
-    problem = constrained(problem, config)
-    state = advance_until(problem, config, initial_state(problem, config, start), stop_at)
-    outcome = finish(state, config)
-    return outcome, _counters(outcome)
-
-
-def _counters(outcome: Outcome) -> jax.Array:
+def _counters(state: State | Outcome) -> jax.Array:
     """status, epochs_run, diverged_at and the number of history records filled."""
-    filled = jnp.sum(outcome.history.epoch > 0)
-    return jnp.stack([outcome.status, outcome.epochs_run, outcome.diverged_at, filled])
+    filled = jnp.sum(state.history.epoch > 0)
+    return jnp.stack([state.status, state.epochs_run, state.diverged_at, filled])
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def _fit_finish(state: State, config: Config) -> Outcome:
     return finish(state, config)
+
+
+def _whole_run(arrays: list[Any], static: _filtering.Static, config: Config, stop_at) -> Any:
+    """A fresh run in one chunk: the start and loop programs a chunked run calls (so the
+    bits agree by construction), finish, and the counters from the loop program."""
+    state = _fit_start(arrays, static, config)
+    state, counters = _fit_advance(arrays, static, config, state, stop_at)
+    outcome = finish(state, config) if config.patience is None else _fit_finish(state, config)
+    return outcome, counters
 
 
 def _program(problem: Problem, start: Start, config: Config, checkpoint: Any) -> Program:
@@ -102,8 +103,8 @@ def _program(problem: Problem, start: Start, config: Config, checkpoint: Any) ->
 
     return Program(
         start=lambda: _fit_start(arrays, static, config),
-        advance=lambda state, stop_at: _fit_advance(arrays, static, config, state, stop_at),
-        run=lambda stop_at: _fit_run(arrays, static, config, stop_at),
+        advance=lambda state, stop_at: _fit_advance(arrays, static, config, state, stop_at)[0],
+        run=lambda stop_at: _whole_run(arrays, static, config, stop_at),
         # Without patience, finishing only repackages the state: no program call.
         finish=(lambda state: (finish(state, config), None))
         if config.patience is None

@@ -1,6 +1,8 @@
 """Strict JAX settings for the whole suite: implicit rank promotion is a bug."""
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots are tested headless
 # One BLAS / OpenMP thread for the NumPy, SciPy and scikit-learn references (results are
@@ -12,8 +14,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import jax
-import pytest
+# One persistent compilation cache for the session (a fresh directory: CI starts cold),
+# shared with the child processes (examples, CLI, multi-device runs). The suite is mostly
+# XLA compiles, and many are the same program again: another closure of the same
+# function, another process running the same command. Programs are looked up by their
+# HLO and compile options, so a hit is the executable the compile would have made.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jgd-tests-xla-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402 (after the environment it reads)
+import pytest  # noqa: E402
 
 try:  # the same limit for the libraries already loaded
     from threadpoolctl import threadpool_limits
@@ -28,3 +41,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace):
     doctest_namespace["jax"] = jax
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's compilation cache (child processes have ended by now)."""
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
