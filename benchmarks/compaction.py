@@ -21,8 +21,8 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from _sweep_problem import mlp_regression
 
 import jgd
 
@@ -33,11 +33,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(3000, 8)).astype(np.float32)
-    y = (np.sin(X[:, 0]) + X[:, 1] * X[:, 2] + 0.1 * rng.normal(size=3000)).astype(np.float32)
-    train, val = jgd.data.split(jgd.Dataset(jnp.asarray(X), jnp.asarray(y)), (0.8, 0.2))
-    model = jgd.models.mlp([8, 16, 1])
+    train, val, model = mlp_regression()
     kwargs = dict(
         optimizer=jgd.momentum,
         grid={"learning_rate": np.geomspace(1e-3, 300.0, args.members).astype(np.float32)},

@@ -18,8 +18,8 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from _sweep_problem import mlp_regression
 
 import jgd
 
@@ -30,11 +30,7 @@ def main() -> None:
     parser.add_argument("--min-epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(3000, 8)).astype(np.float32)
-    y = (np.sin(X[:, 0]) + X[:, 1] * X[:, 2] + 0.1 * rng.normal(size=3000)).astype(np.float32)
-    train, val = jgd.data.split(jgd.Dataset(jnp.asarray(X), jnp.asarray(y)), (0.8, 0.2))
-    model = jgd.models.mlp([8, 16, 1])
+    train, val, model = mlp_regression()
     loss_fn = jgd.objective(model)
     grid = {
         "learning_rate": np.geomspace(1e-3, 1.0, 27).astype(np.float32),
