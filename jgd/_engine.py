@@ -13,6 +13,7 @@ solo run.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -39,9 +40,11 @@ __all__ = [
     "finish",
     "initial_state",
     "n_rows",
+    "n_values",
     "run_epoch",
     "state_axes",
     "step",
+    "values_per_row",
     "with_optimizer",
 ]
 
@@ -143,6 +146,16 @@ class Outcome(NamedTuple):
 def n_rows(data: Any) -> int:
     """Rows of a batch: the shared leading axis of its leaves."""
     return jax.tree.leaves(data)[0].shape[0]
+
+
+def values_per_row(data: Any) -> int:
+    """Values in one row of a batch, over its leaves (what a step reads per row)."""
+    return sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(data))
+
+
+def n_values(tree: Any) -> int:
+    """Values in a pytree's arrays (e.g. the number of parameters)."""
+    return sum(leaf.size for leaf in jax.tree.leaves(tree))
 
 
 def state_axes(config: Config) -> State:

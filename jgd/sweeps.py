@@ -28,6 +28,8 @@ from jgd._engine import (
     State,
     finish,
     n_rows,
+    n_values,
+    values_per_row,
 )
 from jgd._validate import check_optimizer, check_params, prepare
 from jgd.curvature import lr_bound
@@ -222,8 +224,9 @@ def sweep(
     function; a ``"model"`` column), change the program itself. The sweep
     runs one compiled program per combination of their values and merges the
     results into one ``SweepResult`` (``result.programs`` counts the
-    programs; params of different shapes are kept as a list, one pytree per
-    member); the other axes are traced as usual.
+    programs; params of different shapes are kept as a
+    ``jgd.results.PerMember`` list, one pytree per member); the other axes are
+    traced as usual.
 
     Returns:
         A ``SweepResult``; ``result.member(i)`` equals ``jgd.fit`` run alone
@@ -276,7 +279,7 @@ def sweep(
     )
     call = (arrays, static, optimizer, seeded, config)
     members = len(configs[next(iter(configs))])
-    per_member = _size(start) // (members if seeded else 1)
+    per_member = n_values(start) // (members if seeded else 1)
     step_work = per_member * (batch_size or n_rows(checked.data))
     if halving is not None:
         _check_halving(halving, checkpoint, mesh)
@@ -284,7 +287,7 @@ def sweep(
         outcome, final_loss, final_val = _run_halving(call, halving, block)
     else:
         block = None
-        heavy = per_member >= 4 * _values_per_row(checked.data)
+        heavy = per_member >= 4 * values_per_row(checked.data)
         if _compacts(compact, mesh, padded == members, heavy, options):
             block = _block_size(members, config.epochs, None, step_work)
             block = compact if type(compact) is int else block
@@ -306,7 +309,6 @@ def _options(checked, config, start, configs, progress, checkpoint, checkpoint_e
     """How the driver runs a sweep (bar, checkpoints, chunks for long runs)."""
     members = len(configs[next(iter(configs))])
     rows = n_rows(checked.data)
-    values_per_row = _values_per_row(checked.data)
     return RunOptions(
         epochs=config.epochs,
         description="jgd.sweep",
@@ -314,7 +316,9 @@ def _options(checked, config, start, configs, progress, checkpoint, checkpoint_e
         checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         checkpoint_every=check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs),
         resume=resume,
-        long=_progress.long_run(config.epochs, rows, values_per_row, _size(start) * members),
+        long=_progress.long_run(
+            config.epochs, rows, values_per_row(checked.data), n_values(start) * members
+        ),
     )
 
 
@@ -647,14 +651,6 @@ def _bounds(loss_fn: Any, params: Any, data: Any, configs: dict[str, np.ndarray]
         keys = np.asarray(l2_values).tolist()
     bounds = np.asarray([per_value[k] for k in keys], float)
     return bounds if np.all(np.isfinite(bounds)) and np.all(bounds > 0) else None
-
-
-def _values_per_row(data: Any) -> int:
-    return sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(data))
-
-
-def _size(params: Any) -> int:
-    return sum(leaf.size for leaf in jax.tree.leaves(params))
 
 
 def _starts(

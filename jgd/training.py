@@ -13,7 +13,6 @@ the same loop program chunk by chunk, so they give the same bits.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import warnings
 from typing import Any
@@ -36,6 +35,8 @@ from jgd._engine import (
     finish,
     initial_state,
     n_rows,
+    n_values,
+    values_per_row,
 )
 from jgd._validate import check_optimizer_argument, check_warm_start, prepare, warn_if_uphill
 from jgd.data import Dataset
@@ -288,7 +289,10 @@ def fit(
         resume=resume,
         first_epoch=first,
         long=_progress.long_run(
-            config.epochs, n_rows(checked.data), _values_per_row(checked.data), _size(start)
+            config.epochs,
+            n_rows(checked.data),
+            values_per_row(checked.data),
+            n_values(start.params),
         ),
     )
     problem = checked.problem(optimizer)
@@ -310,14 +314,6 @@ def fit(
         message,
         filled=filled,
     )
-
-
-def _values_per_row(data: Any) -> int:
-    return sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(data))
-
-
-def _size(start: Start) -> int:
-    return sum(leaf.size for leaf in jax.tree.leaves(start.params))
 
 
 def _message(
