@@ -7,9 +7,12 @@ fit's fixed cost is mostly program calls and device reads), and how to read a
 state (still running? what to show? what fingerprint?). ``RunOptions`` holds
 how to run it. A run with a progress bar or checkpoints calls the same
 compiled loop program chunk by chunk, so it equals a plain run bit for bit.
-(A program holding start, loop and finish together fused the loop
-differently and changed a momentum buffer's last bit, even with optimization
-barriers around the loop: found by the chunked-equals-unchunked property.)
+(Two programs holding the same loop do not: a program of start, loop and
+finish fused the loop differently from the loop-only program and changed a
+momentum buffer's last bit, even with optimization barriers around the loop,
+as the chunked-equals-unchunked property found. ``fit`` therefore builds a
+fresh state inside its one loop program, behind a ``cond``, and every chunk
+calls that program.)
 """
 
 from __future__ import annotations

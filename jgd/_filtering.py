@@ -37,8 +37,17 @@ class Static(NamedTuple):
     leaves: tuple[Any, ...]
 
 
+_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
+#: ``is_array`` by leaf type (a fit flattens its whole problem on every call).
+_IS_ARRAY: dict[type, bool] = {}
+
+
 def is_array(leaf: Any) -> bool:
-    return isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+    kind = type(leaf)
+    answer = _IS_ARRAY.get(kind)
+    if answer is None:
+        answer = _IS_ARRAY[kind] = issubclass(kind, _ARRAY_TYPES)
+    return answer
 
 
 #: How deep closures are compared by content; deeper values compare by identity.
@@ -91,6 +100,8 @@ def _content(value: Any, depth: int = 0) -> Hashable:
     return value
 
 
+#: ``(key, hash)`` per function object: the same optimizer again skips the walk.
+#: (Not the ``_Function`` itself: it holds its function, which would never die.)
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -105,37 +116,37 @@ class _Function:
     compiles its own (the rate is a constant of its closure).
     """
 
-    __slots__ = ("function", "key")
+    __slots__ = ("function", "hash", "key")
 
     def __init__(self, function: types.FunctionType) -> None:
         self.function = function
-        # The same function object again (a reused optimizer) skips the walk.
-        key = _KEYS.get(function)
-        if key is None:
-            key = _KEYS[function] = _content(function)
-        self.key = key
+        known = _KEYS.get(function)
+        if known is None:
+            key = _content(function)
+            known = _KEYS[function] = (key, hash(key))
+        self.key, self.hash = known
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Function) and self.key == other.key
 
     def __hash__(self) -> int:
-        return hash(self.key)
+        return self.hash
 
     def __repr__(self) -> str:
         return f"<function {self.function.__qualname__}>"
 
 
-def _static_leaf(leaf: Any) -> Any:
-    if is_array(leaf):
-        return _DYNAMIC
-    return _Function(leaf) if isinstance(leaf, types.FunctionType) else leaf
-
-
 def partition(tree: Any) -> tuple[list[Any], Static]:
     """Return ``(array_leaves, static)``; ``combine`` puts them back together."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    arrays = [leaf for leaf in leaves if is_array(leaf)]
-    static = tuple(_static_leaf(leaf) for leaf in leaves)
+    arrays, parts = [], []
+    for leaf in leaves:
+        if is_array(leaf):
+            arrays.append(leaf)
+            parts.append(_DYNAMIC)
+        else:
+            parts.append(_Function(leaf) if isinstance(leaf, types.FunctionType) else leaf)
+    static = tuple(parts)
     try:
         hash(static)
     except TypeError as error:

@@ -145,4 +145,4 @@ def fit_programs_compiled() -> int:
     """How many loop programs ``jgd.fit`` has compiled (plain and chunked runs share them)."""
     from jgd import training
 
-    return training._fit_advance._cache_size()
+    return training._fit_run._cache_size()

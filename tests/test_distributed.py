@@ -41,7 +41,7 @@ start = Start(loss.model.init(None))
 problem, start, cfg = training._placed(problem, start, checked.config, "auto")
 arrays, static = _filtering.partition((problem, start))
 state = training._fit_start(arrays, static, cfg)
-hlo = training._fit_advance.lower(arrays, static, cfg, state, 3).compile().as_text()
+hlo = training._fit_run.lower(arrays, static, cfg, state, False, 3).compile().as_text()
 out["all_reduce"] = "all-reduce" in hlo
 # Rows on 8 devices: jgd's native CPU kernels (custom calls) must stay out.
 out["one_device"] = _sharding.on_one_device(arrays)

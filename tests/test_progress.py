@@ -57,6 +57,25 @@ def test_chunked_mlp_adam_with_metrics_and_patience_equals_unchunked_bit_for_bit
     assert_same_bits(chunked.history, plain.history)
 
 
+def test_large_states_start_in_their_own_program_and_still_chunk_bit_for_bit(monkeypatch):
+    # Small states start inside the loop program (a cached placeholder stands in for
+    # the state); large ones call a start program first. Both give the same run.
+    from jgd import training
+
+    kwargs = {"optimizer": jgd.nesterov(0.02), "epochs": 23, "batch_size": 9, "key": 3}
+    small = jgd.fit(LOSS, START, DATA, progress=False, **kwargs)
+    assert any(value is not None for value in training._PLACEHOLDERS.values())
+    monkeypatch.setattr(training, "_SMALL_STATE", 0)
+    monkeypatch.setattr(training, "_PLACEHOLDERS", {})
+    plain = jgd.fit(LOSS, START, DATA, progress=False, **kwargs)
+    chunked = jgd.fit(LOSS, START, DATA, progress=True, **kwargs)
+    assert training._PLACEHOLDERS and all(v is None for v in training._PLACEHOLDERS.values())
+    assert_same_bits((chunked.params, chunked.opt_state), (plain.params, plain.opt_state))
+    assert_same_bits(chunked.history, plain.history)
+    for got, want in zip(jax.tree.leaves(plain[:3]), jax.tree.leaves(small[:3])):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
+
+
 def test_a_bar_reuses_the_plain_runs_compiled_loop(capsys):
     # Plain and chunked runs call one compiled loop program: same bits by construction.
     kwargs = {"epochs": 37, "batch_size": 9, "key": jax.random.key(3)}
