@@ -275,7 +275,7 @@ def sweep(
     problem = checked.problem(None)
     arrays, static, config, padded = _placed(problem, start, configs, seeded, config, mesh)
     options = _options(
-        checked, config, start, configs, progress, checkpoint, checkpoint_every, resume
+        checked, config, start, seeded, configs, progress, checkpoint, checkpoint_every, resume
     )
     call = (arrays, static, optimizer, seeded, config)
     members = len(configs[next(iter(configs))])
@@ -305,10 +305,14 @@ def sweep(
     return _sweep_result(configs, outcome, final_loss, final_val, bounds)
 
 
-def _options(checked, config, start, configs, progress, checkpoint, checkpoint_every, resume):
+def _options(
+    checked, config, start, seeded, configs, progress, checkpoint, checkpoint_every, resume
+):
     """How the driver runs a sweep (bar, checkpoints, chunks for long runs)."""
     members = len(configs[next(iter(configs))])
     rows = n_rows(checked.data)
+    # Every member's params: a seeded start already holds one set per member.
+    params = n_values(start) * (1 if seeded else members)
     return RunOptions(
         epochs=config.epochs,
         description="jgd.sweep",
@@ -316,9 +320,7 @@ def _options(checked, config, start, configs, progress, checkpoint, checkpoint_e
         checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         checkpoint_every=check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs),
         resume=resume,
-        long=_progress.long_run(
-            config.epochs, rows, values_per_row(checked.data), n_values(start) * members
-        ),
+        long=_progress.long_run(config.epochs, rows, values_per_row(checked.data), params),
     )
 
 

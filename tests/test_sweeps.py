@@ -218,6 +218,27 @@ def test_seeds_train_each_config_from_several_initialisations():
     assert_member_equals_solo(result, 4, solo)
 
 
+def test_a_seeded_sweeps_work_estimate_counts_each_members_params_once(monkeypatch):
+    # A seeded start is stacked (one set per member): the long-run estimate that switches
+    # chunking and compaction on must count it once, as an unseeded start times members.
+    from jgd import sweeps
+
+    model = jgd.models.mlp([3, 4, 1])
+    loss_fn = jgd.objective(model, jgd.losses.mse)
+    counted = []
+    monkeypatch.setattr(
+        sweeps._progress,
+        "long_run",
+        lambda epochs, rows, per_row, params: counted.append(params) or False,
+    )
+    grid = {"learning_rate": [0.01, 0.05]}
+    jgd.sweep(loss_fn, model.init, DATA, optimizer=jgd.gd, grid=grid, epochs=2, seeds=3)
+    start = model.init(jax.random.key(0))
+    jgd.sweep(loss_fn, start, DATA, optimizer=jgd.gd, grid=grid, epochs=2)
+    per_model = sum(leaf.size for leaf in jax.tree.leaves(start))
+    assert counted == [6 * per_model, 2 * per_model]
+
+
 def test_second_sweep_with_other_values_does_not_recompile():
     grid = {"learning_rate": jnp.array([0.01, 0.02, 0.03]), "beta": jnp.array([0.5])}
     jgd.sweep(LOSS, START, DATA, optimizer=jgd.momentum, grid=grid, epochs=4)
