@@ -15,10 +15,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 # One persistent compilation cache for the session (a fresh directory: CI starts cold),
-# shared with the child processes (examples, CLI, multi-device runs). The suite is mostly
-# XLA compiles, and many are the same program again: another closure of the same
-# function, another process running the same command. Programs are looked up by their
-# HLO and compile options, so a hit is the executable the compile would have made.
+# shared with the child processes (pytest-xdist workers, examples, CLI, multi-device runs:
+# they inherit the variable, so only the process that made the directory removes it).
+# The suite is mostly XLA compiles, and many are the same program again: another closure
+# of the same function, another process running the same command. Programs are looked up
+# by their HLO and compile options, so a hit is the executable the compile would have made.
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 if _OWN_CACHE:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jgd-tests-xla-")
