@@ -11,8 +11,9 @@ compiled loop program chunk by chunk, so it equals a plain run bit for bit.
 finish fused the loop differently from the loop-only program and changed a
 momentum buffer's last bit, even with optimization barriers around the loop,
 as the chunked-equals-unchunked property found. ``fit`` therefore builds a
-fresh state inside its one loop program, behind a ``cond``, and every chunk
-calls that program.)
+fresh state inside its one loop program, behind a ``cond`` (large states
+and mesh runs call a start program first), and every chunk calls that
+loop program.)
 """
 
 from __future__ import annotations

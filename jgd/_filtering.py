@@ -38,15 +38,18 @@ class Static(NamedTuple):
 
 
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
-#: ``is_array`` by leaf type (a fit flattens its whole problem on every call).
-_IS_ARRAY: dict[type, bool] = {}
+#: ``is_array`` by leaf type (a fit flattens its whole problem on every call). Weak
+#: keys: a class made on the fly is not kept alive by it.
+_IS_ARRAY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def is_array(leaf: Any) -> bool:
     kind = type(leaf)
     answer = _IS_ARRAY.get(kind)
     if answer is None:
-        answer = _IS_ARRAY[kind] = issubclass(kind, _ARRAY_TYPES)
+        if issubclass(kind, jax.core.Tracer):  # an array or not per object (its aval)
+            return isinstance(leaf, _ARRAY_TYPES)
+        answer = _IS_ARRAY[kind] = isinstance(leaf, _ARRAY_TYPES)
     return answer
 
 

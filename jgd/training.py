@@ -112,21 +112,31 @@ def _placeholder(arrays: list[Any], static: _filtering.Static, config: Config) -
 
     A fresh ``_fit_run`` call needs a state argument of the right shapes,
     which it then ignores. Small states keep one (at most 16 layouts of at
-    most 1 MiB); large states, and states placed on a mesh, start with
-    ``_fit_start`` instead: one program call more, no memory held.
+    most ``_SMALL_STATE`` values); large states, and states placed on a mesh,
+    start with ``_fit_start`` instead: one program call more, no memory held.
+    The layout includes the settings that change traced dtypes (x64, the
+    PRNG implementation).
     """
     if config.data_sharding is not None:
         return None
-    layout = (static, config, *(_layout(x) for x in arrays))
-    if layout not in _PLACEHOLDERS:
-        shapes = jax.eval_shape(functools.partial(_fit_start, static=static, config=config), arrays)
-        small = n_values(shapes) <= _SMALL_STATE
-        if len(_PLACEHOLDERS) >= 16:
-            del _PLACEHOLDERS[next(iter(_PLACEHOLDERS))]
-        _PLACEHOLDERS[layout] = (
-            jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes) if small else None
-        )
-    return _PLACEHOLDERS[layout]
+    layout = (
+        static,
+        config,
+        jax.config.jax_enable_x64,
+        jax.config.jax_default_prng_impl,
+        *(_layout(x) for x in arrays),
+    )
+    try:
+        return _PLACEHOLDERS[layout]
+    except KeyError:
+        pass
+    shapes = jax.eval_shape(functools.partial(_fit_start, static=static, config=config), arrays)
+    small = n_values(shapes) <= _SMALL_STATE
+    placeholder = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes) if small else None
+    while len(_PLACEHOLDERS) >= 16:  # forget the oldest (another thread may do it too)
+        _PLACEHOLDERS.pop(next(iter(_PLACEHOLDERS), None), None)
+    _PLACEHOLDERS[layout] = placeholder
+    return placeholder
 
 
 def _layout(array: Any) -> Any:

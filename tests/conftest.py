@@ -23,6 +23,14 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 if _OWN_CACHE:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jgd-tests-xla-")
+elif os.environ.get("PYTEST_XDIST_WORKER"):
+    # A folder per worker: two workers writing one entry at once could leave a
+    # half-written file for the other to read (the cache has no lock without filelock).
+    _WORKER_CACHE = os.path.join(
+        os.environ["JAX_COMPILATION_CACHE_DIR"], os.environ["PYTEST_XDIST_WORKER"]
+    )
+    os.makedirs(_WORKER_CACHE, exist_ok=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _WORKER_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 

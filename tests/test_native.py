@@ -330,7 +330,19 @@ def test_every_variant_this_cpu_runs_passes_the_kernel_tests(isa):
     env = {**os.environ, "JGD_NATIVE_ISA": isa, "JAX_PLATFORMS": "cpu"}
     tests = "built_wherever or equals_numpy or does_not_depend_on_threads or for_any_shape"
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", tests],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            __file__,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",  # one process (the configured -n auto would start workers in here)
+            "-k",
+            tests,
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -339,6 +339,33 @@ def test_float64_input_without_x64_warns_once_and_trains_in_float32():
     assert "converted it to float32" in out and "jax_enable_x64" in out
 
 
+def test_switching_x64_on_between_fits_gives_each_its_own_state_dtypes():
+    # fit caches a placeholder state per problem layout; the x64 switch changes the state's
+    # dtypes (here a weakly typed counter) without changing the arrays passed in.
+    code = textwrap.dedent(
+        """
+        import jax, jax.numpy as jnp, numpy as np, optax, jgd
+        def counting_gd(rate):
+            def update(grads, count, params=None):
+                return jax.tree.map(lambda g: -rate * g, grads), count + 1
+            return optax.GradientTransformation(lambda params: jnp.array(0.0), update)
+        X = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
+        data = jgd.Dataset(X, (X @ np.array([1.0, 2.0], np.float32)).astype(np.float32))
+        loss = jgd.objective(jgd.models.linear(2), jgd.losses.mse)
+        start = loss.model.init(None)
+        before = jgd.fit(loss, start, data, optimizer=counting_gd(0.1), epochs=3)
+        jax.config.update("jax_enable_x64", True)
+        after = jgd.fit(loss, start, data, optimizer=counting_gd(0.1), epochs=3)
+        print(before.opt_state.dtype, after.opt_state.dtype, float(after.opt_state))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.split() == ["float32", "float64", "3.0"], out.stdout
+
+
 def test_with_x64_on_dtypes_are_float64_end_to_end():
     code = textwrap.dedent(
         """
