@@ -274,12 +274,13 @@ def sweep(
     config = checked.config._replace(batched=True, record_params=bool(record_params))
     problem = checked.problem(None)
     arrays, static, config, padded = _placed(problem, start, configs, seeded, config, mesh)
+    members = len(configs[next(iter(configs))])
+    # A seeded start already holds one set of params per member.
+    per_member = n_values(start) // (members if seeded else 1)
     options = _options(
-        checked, config, start, seeded, configs, progress, checkpoint, checkpoint_every, resume
+        checked, config, members, per_member, progress, checkpoint, checkpoint_every, resume
     )
     call = (arrays, static, optimizer, seeded, config)
-    members = len(configs[next(iter(configs))])
-    per_member = n_values(start) // (members if seeded else 1)
     step_work = per_member * (batch_size or n_rows(checked.data))
     if halving is not None:
         _check_halving(halving, checkpoint, mesh)
@@ -305,14 +306,9 @@ def sweep(
     return _sweep_result(configs, outcome, final_loss, final_val, bounds)
 
 
-def _options(
-    checked, config, start, seeded, configs, progress, checkpoint, checkpoint_every, resume
-):
+def _options(checked, config, members, per_member, progress, checkpoint, checkpoint_every, resume):
     """How the driver runs a sweep (bar, checkpoints, chunks for long runs)."""
-    members = len(configs[next(iter(configs))])
     rows = n_rows(checked.data)
-    # Every member's params: a seeded start already holds one set per member.
-    params = n_values(start) * (1 if seeded else members)
     return RunOptions(
         epochs=config.epochs,
         description="jgd.sweep",
@@ -320,7 +316,9 @@ def _options(
         checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         checkpoint_every=check_checkpointing(checkpoint, checkpoint_every, resume, config.epochs),
         resume=resume,
-        long=_progress.long_run(config.epochs, rows, values_per_row(checked.data), params),
+        long=_progress.long_run(
+            config.epochs, rows, values_per_row(checked.data), per_member * members
+        ),
     )
 
 
